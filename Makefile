@@ -1,0 +1,72 @@
+# The two commands a user needs:  make run   and   make test
+# Both set everything up themselves (virtual environment, spaCy pipeline, model).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+BIN      := $(VENV)/bin
+RASA     := $(BIN)/rasa
+STAMP    := $(VENV)/.installed
+SPACY    := build/spacy_en/meta.json
+MODEL    := models/sciatica.tar.gz
+# The held-out NLU evaluation fails the run below these scores (weighted F1).
+MIN_INTENT_F1   ?= 0.85
+MIN_RESPONSE_F1 ?= 0.80
+
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+
+.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python clean
+
+help:
+	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
+	@echo "make test   - set up and run every test (data validation, conversations, NLU scores, pytest)"
+	@echo "make shell  - chat with the assistant in this terminal"
+
+install: $(STAMP)
+
+# (Re)creates the virtual environment with Python 3.10 and the locked packages.
+$(STAMP): requirements.txt constraints.txt scripts/find-python.sh
+	@PY=$$(scripts/find-python.sh) || exit 1; \
+	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then \
+	  echo "Creating $(VENV) with $$PY"; rm -rf $(VENV); "$$PY" -m venv $(VENV) || exit 1; \
+	fi
+	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
+	@echo "Installing locked dependencies (a few minutes the first time) ..."
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $@
+
+spacy: $(SPACY)
+
+$(SPACY): $(STAMP) spacy_pipeline/build.py spacy_pipeline/entity_patterns.yml
+	$(BIN)/python -m spacy_pipeline.build build/spacy_en
+
+train: $(SPACY)
+	$(BIN)/python scripts/train_if_changed.py
+
+run: train
+	scripts/run.sh
+
+shell: train
+	scripts/shell.sh
+
+validate: $(SPACY)
+	$(RASA) data validate --fail-on-warnings
+
+test-stories: train
+	$(RASA) test core --e2e --model $(MODEL) --stories tests/conversations \
+	  --fail-on-prediction-errors --out results/conversations
+
+test-nlu: train
+	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
+	$(BIN)/python scripts/check_nlu_scores.py results/nlu \
+	  --min-intent-f1 $(MIN_INTENT_F1) --min-response-f1 $(MIN_RESPONSE_F1)
+
+test-python: train
+	$(BIN)/python -m pytest tests
+
+test: validate test-stories test-nlu test-python
+	@echo "All tests passed."
+
+clean:
+	rm -rf build models results .rasa var logs

@@ -1,0 +1,55 @@
+"""What the assistant says when it isn't sure what was asked.
+
+Instead of a confident wrong answer, it says so, offers the FAQ topics the
+model ranked closest (read from the message's ResponseSelector ranking) as
+buttons, and offers a person.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.faq_catalog import titles
+
+MAX_SUGGESTIONS = 3
+# A topic ranked below this is not worth suggesting.
+MIN_SUGGESTION_CONFIDENCE = 0.05
+
+
+def closest_topics(parse_data: Dict[Text, Any], catalog: Dict[Text, Text]) -> List[Text]:
+    """FAQ keys to suggest, best first: a named technique's own FAQ, then the ranking."""
+    keys: List[Text] = []
+    for entity in parse_data.get("entities") or []:
+        if entity.get("entity") == "technique" and entity.get("value"):
+            key = "faq/technique_" + str(entity["value"]).lower().replace(" ", "_")
+            if key in catalog:
+                keys.append(key)
+    ranking = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("ranking") or []
+    for candidate in ranking:
+        key = candidate.get("intent_response_key")
+        if key in catalog and candidate.get("confidence", 0.0) >= MIN_SUGGESTION_CONFIDENCE:
+            keys.append(key)
+    unique = list(dict.fromkeys(keys))
+    return unique[:MAX_SUGGESTIONS]
+
+
+class ActionFallbackWithTopics(Action):
+    def name(self) -> Text:
+        return "action_fallback_with_topics"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        catalog = titles()
+        suggestions = closest_topics(tracker.latest_message, catalog)
+        buttons = [{"title": catalog[key], "payload": catalog[key]} for key in suggestions]
+        buttons.append({"title": "Talk to a person", "payload": "I'd like to talk to a person"})
+        if suggestions:
+            text = "Sorry, I'm not sure I understood. Is it about one of these?"
+        else:
+            text = "Sorry, I don't know the answer to that."
+            buttons.insert(0, {"title": "Show topics", "payload": "What can I ask you?"})
+        dispatcher.utter_message(text=text, buttons=buttons)
+        return []

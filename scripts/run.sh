@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Starts the action server and the Rasa server (rest + socketio on port 5005)
+# with the trained model, and stops both on Ctrl-C. Called by `make run`,
+# after the virtual environment, spaCy pipeline and model are ready.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RASA=.venv/bin/rasa
+PORT=${RASA_PORT:-5005}
+ACTIONS_PORT=${ACTIONS_PORT:-5055}
+mkdir -p var logs
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo; echo "Stopping the assistant ..."
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop INT TERM EXIT
+
+wait_for() {  # url, what, pid, seconds
+  local deadline=$((SECONDS + $4))
+  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+    if ! kill -0 "$3" 2>/dev/null; then
+      echo "The $2 stopped while starting; see logs/$2.log" >&2; exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "The $2 did not start within $4 s; see logs/$2.log" >&2; exit 1
+    fi
+    sleep 1
+  done
+}
+
+echo "Starting the action server on port $ACTIONS_PORT (log: logs/action-server.log) ..."
+"$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
+pids+=($!)
+wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
+
+echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes about a minute ..."
+"$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
+  --port "$PORT" >logs/rasa-server.log 2>&1 &
+pids+=($!)
+wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
+
+cat <<MSG
+
+The assistant is running. Talk to it:
+  REST:      curl -s -XPOST localhost:$PORT/webhooks/rest/webhook -H 'Content-Type: application/json' \\
+               -d '{"sender": "me", "message": "What causes sciatica?"}'
+  socket.io: http://localhost:$PORT/socket.io (for the website widget)
+  Terminal:  make shell   (in another terminal)
+Conversations are kept in var/tracker.db. Press Ctrl-C to stop.
+MSG
+wait -n "${pids[@]}"
+echo "A server stopped unexpectedly; see logs/." >&2
+exit 1

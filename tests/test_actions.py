@@ -1,0 +1,104 @@
+"""Custom actions, run with real rasa_sdk Tracker and CollectingDispatcher objects."""
+import pytest
+
+from actions.clinic_questions import ActionAnswerClinicQuestion, ActionOfferBooking
+from actions.conversation import ActionGreet
+from actions.fallback import ActionFallbackWithTopics
+from actions.faq_catalog import titles
+from actions.handover import ActionHandOverToStaff
+from tests.conftest import make_tracker, run_action
+
+
+def texts(messages):
+    return " ".join(m.get("text") or "" for m in messages)
+
+
+def test_greeting_says_what_it_is_and_the_emergency_number(clinic_config):
+    clinic_config(name="Test Spa", emergency_number="112")
+    messages, events = run_action(ActionGreet(), make_tracker("hi", "greet"))
+    said = texts(messages)
+    assert "Test Spa" in said
+    assert "not medical advice" in said
+    assert "call 112" in said
+    assert messages[-1]["response"] == "utter_topics"  # the topics menu follows
+    assert events == []
+
+
+@pytest.mark.parametrize("intent", ["ask_price", "ask_hours", "ask_location", "ask_insurance", "ask_gift_cards"])
+def test_unconfigured_clinic_facts_are_not_invented(clinic_config, intent):
+    clinic = clinic_config()
+    messages, _ = run_action(ActionAnswerClinicQuestion(), make_tracker("?", intent))
+    said = texts(messages)
+    assert "don't have" in said and "rather not guess" in said
+    assert clinic.phone in said and clinic.email in said
+    assert "$" not in said
+
+
+def test_configured_clinic_facts_are_quoted(clinic_config):
+    clinic_config(prices="60 minutes: $95", hours="Mon-Sat 9am-7pm")
+    price, _ = run_action(ActionAnswerClinicQuestion(), make_tracker("how much", "ask_price"))
+    hours, _ = run_action(ActionAnswerClinicQuestion(), make_tracker("open?", "ask_hours"))
+    assert "60 minutes: $95" in texts(price)
+    assert "Mon-Sat 9am-7pm" in texts(hours)
+
+
+def test_contact_without_phone_or_email_still_points_to_the_clinic(clinic_config):
+    clinic_config(phone="", email="")
+    messages, _ = run_action(ActionAnswerClinicQuestion(), make_tracker("phone?", "ask_contact"))
+    assert "contact Miami Massage and Head Spa directly" in texts(messages)
+
+
+def test_booking_points_to_the_booking_page_and_remembers_the_technique(clinic_config):
+    clinic = clinic_config()
+    tracker = make_tracker("book me a deep tissue massage", "request_booking", slots={"technique": "deep tissue"})
+    messages, _ = run_action(ActionOfferBooking(), tracker)
+    said = texts(messages)
+    assert clinic.booking_page in said
+    assert "deep tissue massage" in said
+    assert "staff confirms" in said  # never claims the slot is booked
+
+
+def test_booking_without_a_booking_page_hands_over(clinic_config):
+    clinic = clinic_config(booking_page="")
+    messages, _ = run_action(ActionOfferBooking(), make_tracker("book", "request_booking"))
+    assert clinic.phone in texts(messages)
+
+
+def test_hand_over_gives_contacts_and_hours_when_known(clinic_config):
+    clinic = clinic_config(hours="Tue-Sun 10am-6pm")
+    messages, _ = run_action(ActionHandOverToStaff(), make_tracker("human please", "request_human"))
+    said = texts(messages)
+    assert clinic.phone in said and clinic.email in said and "Tue-Sun 10am-6pm" in said
+
+
+def test_fallback_offers_the_closest_topics_and_a_person():
+    ranking = [
+        {"intent_response_key": "faq/technique_hot_stone", "confidence": 0.41},
+        {"intent_response_key": "faq/massage_circulation", "confidence": 0.30},
+        {"intent_response_key": "faq/what_is_sciatica", "confidence": 0.02},  # too unlikely to offer
+    ]
+    tracker = make_tracker("are warm rocks ok", "nlu_fallback", 0.5, response_ranking=ranking)
+    messages, _ = run_action(ActionFallbackWithTopics(), tracker)
+    buttons = messages[0]["buttons"]
+    catalog = titles()
+    assert "not sure" in messages[0]["text"]
+    assert [b["payload"] for b in buttons] == [
+        catalog["faq/technique_hot_stone"],
+        catalog["faq/massage_circulation"],
+        "I'd like to talk to a person",
+    ]
+
+
+def test_fallback_puts_a_named_technique_first():
+    ranking = [{"intent_response_key": "faq/massage_circulation", "confidence": 0.4}]
+    entities = [{"entity": "technique", "value": "trigger point", "start": 0, "end": 13}]
+    tracker = make_tracker("trigger point??", "nlu_fallback", 0.5, entities=entities, response_ranking=ranking)
+    messages, _ = run_action(ActionFallbackWithTopics(), tracker)
+    assert messages[0]["buttons"][0]["payload"] == titles()["faq/technique_trigger_point"]
+
+
+def test_fallback_without_any_idea_says_so_and_offers_topics_and_a_person():
+    messages, _ = run_action(ActionFallbackWithTopics(), make_tracker("zzzz", "nlu_fallback", 0.3))
+    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    assert "don't know" in messages[0]["text"]
+    assert payloads == ["What can I ask you?", "I'd like to talk to a person"]

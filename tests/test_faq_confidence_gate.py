@@ -1,0 +1,45 @@
+"""The gate turns unsure FAQ answers into nlu_fallback and leaves sure ones alone."""
+from rasa.shared.nlu.training_data.message import Message
+
+from components.faq_confidence_gate import FaqConfidenceGate
+
+GATE = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5, "ambiguity_threshold": 0.1})
+
+
+def message(intent, ranking):
+    return Message(
+        data={
+            "text": "some question",
+            "intent": {"name": intent, "confidence": 0.97},
+            "intent_ranking": [{"name": intent, "confidence": 0.97}],
+            "response_selector": {
+                "faq": {"ranking": [{"intent_response_key": k, "confidence": c} for k, c in ranking], "response": {}}
+            },
+        }
+    )
+
+
+def processed(intent, ranking):
+    return GATE.process([message(intent, ranking)])[0]
+
+
+def test_confident_answer_passes():
+    m = processed("faq", [("faq/symptoms", 0.9), ("faq/what_is_sciatica", 0.05)])
+    assert m.get("intent")["name"] == "faq"
+
+
+def test_low_confidence_answer_falls_back_and_keeps_the_ranking():
+    m = processed("faq", [("faq/technique_hot_stone", 0.3), ("faq/walking", 0.2)])
+    assert m.get("intent")["name"] == "nlu_fallback"
+    assert [r["name"] for r in m.get("intent_ranking")] == ["nlu_fallback", "faq"]
+    assert m.get("response_selector")["faq"]["ranking"][0]["intent_response_key"] == "faq/technique_hot_stone"
+
+
+def test_two_answers_too_close_to_call_fall_back():
+    m = processed("faq", [("faq/stretches", 0.52), ("faq/exercises", 0.46)])
+    assert m.get("intent")["name"] == "nlu_fallback"
+
+
+def test_other_intents_are_untouched():
+    m = processed("greet", [("faq/symptoms", 0.1)])
+    assert m.get("intent")["name"] == "greet"

@@ -1,0 +1,111 @@
+"""The FAQ data keeps its promises: every question has its answer beside it,
+answers fit a chat bubble, every button leads somewhere, and every FAQ is
+covered by held-out examples and a test conversation."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FAQ_FILES = sorted((ROOT / "data" / "faq").glob("*.yml"))
+MAX_ANSWER_CHARS = 500  # longer than this reads as a wall of text in a chat widget
+MIN_EXAMPLES = 15
+
+
+def load(path):
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def examples(block):
+    return [line.strip()[2:].strip() for line in block.get("examples", "").splitlines() if line.strip().startswith("- ")]
+
+
+def normalise(text):
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def training_examples():
+    """intent -> examples, over all of data/."""
+    found = {}
+    for path in (ROOT / "data").rglob("*.yml"):
+        for block in load(path).get("nlu") or []:
+            if "intent" in block:
+                found.setdefault(block["intent"], []).extend(examples(block))
+    return found
+
+
+def all_responses():
+    responses = dict(load(ROOT / "domain.yml").get("responses") or {})
+    for path in FAQ_FILES:
+        responses.update(load(path).get("responses") or {})
+    return responses
+
+
+@pytest.mark.parametrize("path", FAQ_FILES, ids=lambda p: p.stem)
+def test_each_faq_file_holds_one_question_and_its_answer(path):
+    content = load(path)
+    intents = [b["intent"] for b in content.get("nlu") or []]
+    assert intents == [f"faq/{path.stem}"], "one FAQ per file, named after the file"
+    assert list(content.get("responses") or {}) == [f"utter_faq/{path.stem}"], "its answer sits beside it"
+    assert len(examples(content["nlu"][0])) >= MIN_EXAMPLES, f"needs at least {MIN_EXAMPLES} examples"
+
+
+def test_answers_fit_a_chat_bubble():
+    too_long = {
+        name: len(variant["text"])
+        for name, variants in all_responses().items()
+        for variant in variants
+        if len(variant.get("text", "")) > MAX_ANSWER_CHARS
+    }
+    assert not too_long, f"answers over {MAX_ANSWER_CHARS} characters: {too_long}"
+
+
+def test_every_button_sends_a_message_the_assistant_was_trained_on():
+    known = {normalise(e): intent for intent, exs in training_examples().items() for e in exs}
+    broken = [
+        (name, button["payload"])
+        for name, variants in all_responses().items()
+        for variant in variants
+        for button in variant.get("buttons") or []
+        if normalise(button["payload"]) not in known
+    ]
+    assert not broken, f"buttons whose payload is no training example: {broken}"
+
+
+def test_no_example_is_listed_under_two_intents():
+    owner = {}
+    clashes = []
+    for intent, exs in training_examples().items():
+        for example in exs:
+            key = normalise(example)
+            if key in owner and owner[key] != intent:
+                clashes.append((example, owner[key], intent))
+            owner[key] = intent
+    assert not clashes
+
+
+def held_out():
+    found = {}
+    for path in (ROOT / "tests" / "nlu").glob("*.yml"):
+        for block in load(path).get("nlu") or []:
+            found.setdefault(block["intent"], []).extend(examples(block))
+    return found
+
+
+def test_held_out_examples_cover_every_intent_and_are_not_training_copies():
+    training = training_examples()
+    test = held_out()
+    assert set(training) - set(test) == set(), "intents without held-out examples"
+    train_set = {normalise(e) for exs in training.values() for e in exs}
+    copies = [e for exs in test.values() for e in exs if normalise(e) in train_set]
+    assert not copies, f"held-out examples copied from training data: {copies}"
+
+
+def test_every_faq_has_a_test_conversation():
+    tested = set()
+    for path in (ROOT / "tests" / "conversations").glob("*.yml"):
+        for story in load(path).get("stories") or []:
+            tested.update(step.get("action") for step in story["steps"])
+    missing = sorted(f"utter_faq/{p.stem}" for p in FAQ_FILES if f"utter_faq/{p.stem}" not in tested)
+    assert not missing, f"FAQs with no test conversation: {missing}"
