@@ -16,12 +16,13 @@ MIN_RESPONSE_F1 ?= 0.80
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python clean
+.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python notifications clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
 	@echo "make test   - set up and run every test (data validation, conversations, NLU scores, pytest)"
 	@echo "make shell  - chat with the assistant in this terminal"
+	@echo "make notifications - list staff notifications still waiting to be delivered"
 
 install: $(STAMP)
 
@@ -67,6 +68,9 @@ test-python: train
 
 test: validate test-stories test-nlu test-python
 	@echo "All tests passed."
+
+notifications: $(STAMP)
+	$(BIN)/python -m actions.staff_notifications list
 
 clean:
 	rm -rf build models results .rasa var logs

@@ -12,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import ClinicSettings, settings
+from actions.red_flags import escalation_notice
 
 # intent -> (setting in clinic.yml, how to introduce it, what we'd say we don't have)
 CLINIC_QUESTIONS = {
@@ -57,6 +58,11 @@ class ActionOfferBooking(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         clinic = settings()
+        # After an emergency or urgent sign, no booking: the advice again.
+        flagged = tracker.get_slot("red_flag_tier")
+        if flagged in ("emergency", "urgent", "unclear"):
+            dispatcher.utter_message(text=escalation_notice("urgent" if flagged == "unclear" else flagged, clinic))
+            return []
         technique = tracker.get_slot("technique")
         what = f"a {technique} massage" if technique else "a session"
         if clinic.booking_page:

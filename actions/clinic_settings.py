@@ -41,6 +41,8 @@ class ClinicSettings:
     prices: str = ""
     insurance: str = ""
     gift_cards: str = ""
+    # Where staff are told about emergency/urgent escalations (JSON POST).
+    staff_webhook_url: str = ""
 
     def contact_line(self) -> str:
         """How to reach a person, from whatever is configured."""
@@ -83,7 +85,10 @@ def load_settings(path: Optional[Path] = None) -> ClinicSettings:
     if missing:
         raise ClinicConfigError(f"{path}: required setting(s) missing or empty: {', '.join(missing)}")
 
-    checks = {"email": _EMAIL, "phone": _PHONE, "booking_page": _URL}
+    # Deployments can point the staff webhook elsewhere without editing the file.
+    if os.environ.get("STAFF_WEBHOOK_URL"):
+        values["staff_webhook_url"] = os.environ["STAFF_WEBHOOK_URL"].strip()
+    checks = {"email": _EMAIL, "phone": _PHONE, "booking_page": _URL, "staff_webhook_url": _URL}
     for key, pattern in checks.items():
         if values.get(key) and not pattern.match(values[key]):
             raise ClinicConfigError(f"{path}: '{key}' does not look valid: {values[key]!r}")

@@ -64,3 +64,22 @@ def clinic_config(tmp_path, monkeypatch):
 
     yield write
     clinic_settings.settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def staff_receiver():
+    from tests.running_assistant import StaffReceiver
+
+    receiver = StaffReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory, staff_receiver):
+    """One running assistant for every end-to-end test (it takes ~1 min to start)."""
+    from tests.running_assistant import Assistant
+
+    running = Assistant(tmp_path_factory.mktemp("assistant"), staff_webhook_url=staff_receiver.url)
+    yield running
+    running.close()

@@ -102,3 +102,70 @@ def test_fallback_without_any_idea_says_so_and_offers_topics_and_a_person():
     payloads = [b["payload"] for b in messages[0]["buttons"]]
     assert "don't know" in messages[0]["text"]
     assert payloads == ["What can I ask you?", "I'd like to talk to a person"]
+
+
+# --- red-flag escalation -------------------------------------------------------------
+
+from actions.red_flags import ActionEscalateRedFlag  # noqa: E402
+
+
+def red_flag_tracker(text, tier, slots=None, active_loop=None, ranking=None, selected=None):
+    entities = [{"entity": "red_flag_tier", "value": tier}]
+    tracker = make_tracker(text, "report_red_flag", 1.0, entities=entities, slots=slots)
+    if ranking:
+        tracker.latest_message["intent_ranking"] = ranking
+    if selected:
+        tracker.latest_message["response_selector"] = {"faq": {"response": selected, "ranking": []}}
+    if active_loop:
+        tracker.active_loop = {"name": active_loop}
+    return tracker
+
+
+@pytest.fixture
+def outbox_path(tmp_path, monkeypatch):
+    path = tmp_path / "outbox.db"
+    monkeypatch.setenv("STAFF_OUTBOX_DB", str(path))
+    return path
+
+
+def test_emergency_says_call_first_stops_a_form_and_is_stored_for_staff(clinic_config, outbox_path):
+    from actions.staff_notifications import Outbox
+
+    clinic_config(staff_webhook_url="")
+    tracker = red_flag_tracker("numb groin", "emergency", active_loop="booking_form")
+    messages, events = run_action(ActionEscalateRedFlag(), tracker)
+    assert messages[0]["text"].startswith("Please call 911 now")
+    assert any(e["event"] == "active_loop" and e.get("name") is None for e in events)  # the form stops
+    assert any(e["event"] == "slot" and e["name"] == "red_flag_tier" and e["value"] == "emergency" for e in events)
+    [stored] = Outbox(outbox_path).pending()
+    assert '"tier": "emergency"' in stored["payload"] and "numb groin" not in stored["payload"]
+
+
+def test_a_later_milder_sign_does_not_lower_the_tier(clinic_config, outbox_path):
+    clinic_config()
+    tracker = red_flag_tracker("pain for 2 months", "see_doctor", slots={"red_flag_tier": "emergency"})
+    _, events = run_action(ActionEscalateRedFlag(), tracker)
+    assert [e["value"] for e in events if e.get("name") == "red_flag_tier"] == ["emergency"]
+
+
+def test_see_a_doctor_sign_answers_the_question_too_and_is_not_sent_to_staff(clinic_config, outbox_path):
+    from actions.staff_notifications import Outbox
+
+    clinic_config()
+    tracker = red_flag_tracker(
+        "my sciatica has lasted 2 months, can massage help?", "see_doctor",
+        ranking=[{"name": "report_red_flag", "confidence": 1.0}, {"name": "faq", "confidence": 0.9}],
+        selected={"confidence": 0.8, "utter_action": "utter_faq/how_massage_helps"},
+    )
+    messages, _ = run_action(ActionEscalateRedFlag(), tracker)
+    assert messages[0]["response"] == "utter_faq/how_massage_helps"
+    assert "worth showing a doctor" in messages[1]["text"]
+    assert Outbox(outbox_path).pending() == []
+
+
+def test_booking_after_an_emergency_repeats_the_advice(clinic_config):
+    clinic = clinic_config()
+    tracker = make_tracker("book me in", "request_booking", slots={"red_flag_tier": "emergency"})
+    messages, _ = run_action(ActionOfferBooking(), tracker)
+    said = texts(messages)
+    assert "can't book" in said and "call 911 now" in said and clinic.booking_page not in said

@@ -3,120 +3,15 @@ channel), the real action server and an SQLite tracker store, as `make run`
 starts them (here on free ports, with a temporary database)."""
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.running_assistant import text_of
+
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "sciatica.tar.gz"
-RASA = ROOT / ".venv" / "bin" / "rasa"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: int = 300) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"server not up after {seconds}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Assistant:
-    def __init__(self, workdir: Path):
-        if not MODEL.exists():
-            pytest.fail(f"No trained model at {MODEL}; `make test` trains it first.")
-        self.workdir = workdir
-        self.port, self.actions_port = free_port(), free_port()
-        self.db = workdir / "tracker.db"
-        self.endpoints = workdir / "endpoints.yml"
-        self.endpoints.write_text(
-            yaml.safe_dump(
-                {
-                    "action_endpoint": {"url": f"http://localhost:{self.actions_port}/webhook"},
-                    "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(self.db)},
-                }
-            )
-        )
-        self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.actions = self._start(
-            [str(RASA), "run", "actions", "--port", str(self.actions_port)],
-            "actions.log",
-            f"http://localhost:{self.actions_port}/health",
-        )
-        self.rasa = None
-        self.start_rasa()
-
-    def _start(self, command, log_name, health_url):
-        log = self.workdir / log_name
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        wait_until_up(health_url, process, log)
-        return process
-
-    def start_rasa(self):
-        self.rasa = self._start(
-            [str(RASA), "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
-             "--credentials", str(ROOT / "credentials.yml"), "--port", str(self.port)],
-            "rasa.log",
-            f"http://localhost:{self.port}/",
-        )
-
-    def restart_rasa(self):
-        stop(self.rasa)
-        self.start_rasa()
-
-    def say(self, sender: str, message: str):
-        request = urllib.request.Request(
-            f"http://localhost:{self.port}/webhooks/rest/webhook",
-            data=json.dumps({"sender": sender, "message": message}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-            return json.loads(response.read())
-
-    def close(self):
-        for process in (self.rasa, self.actions):
-            if process is not None:
-                stop(process)
-
-
-@pytest.fixture(scope="module")
-def assistant(tmp_path_factory):
-    running = Assistant(tmp_path_factory.mktemp("assistant"))
-    yield running
-    running.close()
-
-
-def text_of(replies):
-    return "\n".join(r.get("text", "") for r in replies)
 
 
 def faq_answer(name: str) -> str:

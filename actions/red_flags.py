@@ -1,0 +1,127 @@
+"""Escalating red-flag symptoms (see spacy_pipeline/red_flags.yml).
+
+The NLU's red-flag detector marks the message with `red_flag_tier`; this action
+says what to do, first and in plain words, stops any form in progress, keeps
+the most serious tier in the conversation (so a later booking request is met
+with the same advice), and tells staff about emergency and urgent ones.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.clinic_settings import ClinicSettings, settings
+from actions.staff_notifications import Outbox, ensure_retry_loop, send_soon
+
+logger = logging.getLogger(__name__)
+
+SEVERITY = ["emergency", "urgent", "unclear", "see_doctor"]  # most serious first
+NOTIFY_STAFF = {"emergency", "urgent"}
+
+
+def more_serious(a: Optional[str], b: Optional[str]) -> Optional[str]:
+    known = [t for t in (a, b) if t in SEVERITY]
+    return min(known, key=SEVERITY.index) if known else None
+
+
+def advice(tier: str, clinic: ClinicSettings) -> Text:
+    number = clinic.emergency_number
+    if tier == "emergency":
+        return (
+            f"Please call {number} now, or go to the nearest emergency department. "
+            "What you describe can be a sign of a serious problem that needs a doctor straight away. "
+            "Please don't wait, and don't book a massage for this."
+        )
+    if tier == "urgent":
+        return (
+            "Please contact a doctor today (or an urgent care centre) before having any massage. "
+            "What you describe needs a doctor's check first, and we can't book a massage until a doctor "
+            f"has said it's safe. If it suddenly gets worse, call {number}."
+        )
+    if tier == "unclear":
+        return (
+            "I may have misunderstood, but to be safe: if you have numbness around your groin or inner "
+            "thighs, new trouble controlling your bladder or bowel, weakness in both legs, or chest pain, "
+            f"call {number} now. For other worrying symptoms, please see a doctor before any massage."
+        )
+    return (
+        "That's worth showing a doctor. Pain that lasts more than a few weeks, keeps getting worse, or "
+        "comes with numbness or weakness should be checked so the cause is found. Massage can still "
+        "help alongside medical care, and you're welcome to book a session."
+    )
+
+
+def confident_faq_answer(parse_data: Dict[Text, Any], min_confidence: float = 0.6) -> Optional[Text]:
+    """The FAQ response the message would have had without the red-flag mark, if confident."""
+    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != "report_red_flag"]
+    if not ranking or ranking[0].get("name") != "faq" or ranking[0].get("confidence", 0) < 0.5:
+        return None
+    selected = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {}
+    if selected.get("confidence", 0) < min_confidence:
+        return None
+    return selected.get("utter_action")
+
+
+def escalation_notice(tier: str, clinic: ClinicSettings) -> Text:
+    """What a booking request gets after an emergency or urgent sign."""
+    if tier == "emergency":
+        return "I can't book a massage after what you told me. " + advice("emergency", clinic)
+    return (
+        "Before we book a massage, please have a doctor check the symptoms you mentioned; "
+        "once a doctor has cleared it, we'd be glad to see you. " + clinic.contact_line()
+    )
+
+
+class ActionEscalateRedFlag(Action):
+    def name(self) -> Text:
+        return "action_escalate_red_flag"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        clinic = settings()
+        tiers = [e.get("value") for e in tracker.latest_message.get("entities", []) if e.get("entity") == "red_flag_tier"]
+        tier = None
+        for found in tiers:
+            tier = more_serious(tier, found)
+        tier = tier or "unclear"
+
+        if tier == "see_doctor":
+            answer = confident_faq_answer(tracker.latest_message)
+            if answer:
+                # The visitor also asked something we can answer: answer it, then the note.
+                dispatcher.utter_message(response=answer)
+        buttons = []
+        if tier == "see_doctor":
+            buttons = [
+                {"title": "When to see a doctor", "payload": "When should I see a doctor about sciatica?"},
+                {"title": "Book a session", "payload": "I'd like to book a massage"},
+            ]
+        dispatcher.utter_message(text=advice(tier, clinic), buttons=buttons or None,
+                                 json_message={"red_flag_tier": tier} if tier != "see_doctor" else None)
+
+        if tier in NOTIFY_STAFF:
+            self._notify_staff(tier, tracker.sender_id, clinic)
+
+        events: List[Dict[Text, Any]] = [
+            SlotSet("red_flag_tier", more_serious(tracker.get_slot("red_flag_tier"), tier))
+        ]
+        if tracker.active_loop.get("name") and tier in ("emergency", "urgent", "unclear"):
+            # The form in progress stops and is not resumed.
+            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+        return events
+
+    @staticmethod
+    def _notify_staff(tier: str, conversation_id: str, clinic: ClinicSettings) -> None:
+        """Stores the notification first (so nothing is lost), then sends in the background."""
+        outbox = Outbox()
+        # Only the tier, the time and the conversation id: never the visitor's words.
+        outbox.add("red_flag_escalation", {"tier": tier, "conversation_id": conversation_id, "clinic": clinic.name})
+        ensure_retry_loop(outbox, lambda: settings().staff_webhook_url)
+        send_soon(outbox, clinic.staff_webhook_url)
+        if not clinic.staff_webhook_url:
+            logger.info("No staff webhook configured; the %s escalation waits in %s", tier, outbox.path)

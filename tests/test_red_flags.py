@@ -1,0 +1,202 @@
+"""Red-flag escalation, measured on our own phrasing sets (tests/red_flags/):
+through the trained NLU model and through the running assistant.
+
+Targets (shared red-flags.md): every emergency phrasing escalated, at least 95%
+of urgent ones, at most 1 false emergency per 50 harmless messages. The sets:
+dev.yml (patterns were tuned on it), final.yml (measured before tuning on it),
+and unseen.yml when present (written after tuning; reported, not asserted).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.running_assistant import MODEL, StaffReceiver, text_of
+
+SETS = Path(__file__).resolve().parent / "red_flags"
+ASSERTED = ["dev.yml", "final.yml"]
+ESCALATED = {"emergency", "unclear"}  # "unclear": DIET's catch, answered with 911-first advice
+
+
+def load(name):
+    return yaml.safe_load((SETS / name).read_text())
+
+
+def cases(names):
+    for name in names:
+        for tier, categories in load(name).items():
+            for category, messages in categories.items():
+                for message in messages:
+                    yield tier, category, message
+
+
+def figures(results):
+    """results: list of (expected tier, category, message, got tier). Prints and returns rates."""
+    def rate(tier, accepted):
+        rows = [r for r in results if r[0] == tier]
+        hits = [r for r in rows if r[3] in accepted]
+        return len(hits), len(rows), [r for r in rows if r[3] not in accepted]
+
+    e = rate("emergency", ESCALATED)
+    u = rate("urgent", {"urgent"} | ESCALATED)
+    s = rate("see_doctor", {"see_doctor", "urgent"} | ESCALATED)
+    harmless = [r for r in results if r[0] == "harmless"]
+    false_emergency = [r for r in harmless if r[3] == "emergency"]
+    other_alerts = [r for r in harmless if r[3] not in (None, "emergency")]
+    unclear = sum(1 for r in results if r[3] == "unclear" and r[0] != "harmless")
+    print(f"\n  emergency escalated {e[0]}/{e[1]}, urgent {u[0]}/{u[1]}, see-a-doctor {s[0]}/{s[1]}, "
+          f"false emergencies {len(false_emergency)}/{len(harmless)} harmless "
+          f"(other advice on harmless: {len(other_alerts)}; caught only by DIET: {unclear})")
+    for row in e[2] + u[2] + s[2] + false_emergency:
+        print(f"    MISS {row[0]}/{row[1]} -> {row[3]}: {row[2]}")
+    return e, u, len(false_emergency), len(harmless)
+
+
+def assert_targets(e, u, false_emergencies, harmless):
+    assert e[0] == e[1], f"emergency phrasings not escalated: {[m[2] for m in e[2]]}"
+    assert u[0] >= 0.95 * u[1], f"urgent recall {u[0]}/{u[1]} is below 95%"
+    assert false_emergencies * 50 <= harmless, f"{false_emergencies} false emergencies in {harmless} harmless"
+
+
+def test_the_phrasing_sets_are_big_enough_and_distinct():
+    for name in ASSERTED:
+        data = load(name)
+        flagged = sum(len(m) for t in ("emergency", "urgent", "see_doctor") for m in data[t].values())
+        harmless = sum(len(m) for m in data["harmless"].values())
+        assert flagged >= 150 and harmless >= 60, name
+    dev = {m for *_, m in cases(["dev.yml"])}
+    final = {m for *_, m in cases(["final.yml"])}
+    assert not dev & final
+
+
+# --- through the trained NLU model -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def agent():
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(MODEL))
+
+
+def nlu_tier(agent, text):
+    parsed = asyncio.run(agent.parse_message(text))
+    if parsed["intent"]["name"] != "report_red_flag":
+        return None
+    tiers = [e["value"] for e in parsed["entities"] if e["entity"] == "red_flag_tier"]
+    return tiers[0] if tiers else "unclear"
+
+
+def test_nlu_meets_the_targets(agent):
+    results = [(t, c, m, nlu_tier(agent, m)) for t, c, m in cases(ASSERTED)]
+    assert_targets(*figures(results))
+
+
+def test_nlu_on_the_unseen_set_is_reported(agent):
+    if not (SETS / "unseen.yml").exists():
+        pytest.skip("no unseen.yml")
+    figures([(t, c, m, nlu_tier(agent, m)) for t, c, m in cases(["unseen.yml"])])
+
+
+@pytest.mark.parametrize("question", ["what is cauda equina syndrome?", "can sciatica affect both legs?",
+                                      "what does saddle numbness mean"])
+def test_questions_about_red_flags_are_not_alerts(agent, question):
+    assert nlu_tier(agent, question) is None
+
+
+# --- through the running assistant ---------------------------------------------------
+
+EMERGENCY_START = "Please call {} now"
+
+
+def reply_tier(replies, number):
+    said = text_of(replies)
+    if said.startswith(EMERGENCY_START.format(number)):
+        return "emergency"
+    if said.startswith("I may have misunderstood"):
+        return "unclear"
+    if said.startswith("Please contact a doctor today"):
+        return "urgent"
+    if "worth showing a doctor" in said:
+        return "see_doctor"
+    return None
+
+
+def test_running_assistant_meets_the_targets(assistant):
+    number = assistant.clinic["emergency_number"]
+    results = []
+    for i, (tier, category, message) in enumerate(cases(ASSERTED)):
+        results.append((tier, category, message, reply_tier(assistant.say(f"rf-{tier}-{i}", message), number)))
+    assert_targets(*figures(results))
+
+
+def test_emergency_at_the_first_message_after_an_faq_and_then_no_booking(assistant, staff_receiver):
+    number = assistant.clinic["emergency_number"]
+    first = text_of(assistant.say("rf-first", "i cant feel anything round my privates since this morning"))
+    assert first.startswith(f"Please call {number} now")
+
+    sender = "rf-after-faq"
+    assert "sciatic" in text_of(assistant.say(sender, "What causes sciatica?")).lower()
+    assert text_of(assistant.say(sender, "also my wee just dribbles out and i cant stop it")).startswith(
+        f"Please call {number} now")
+    booking = text_of(assistant.say(sender, "I'd like to book a massage for tomorrow"))
+    assert "can't book" in booking and f"call {number}" in booking
+
+    received = staff_receiver.wait_for(1)
+    mine = [n for n in received if n["conversation_id"] in ("rf-first", sender)]
+    assert {n["conversation_id"] for n in mine} == {"rf-first", sender}
+    for notification in mine:
+        assert notification["tier"] == "emergency" and notification["event"] == "red_flag_escalation"
+        assert set(notification) == {"id", "event", "time", "tier", "conversation_id", "clinic"}  # no message text
+
+
+def test_urgent_sign_blocks_booking_until_a_doctor_clears_it(assistant):
+    sender = "rf-urgent-booking"
+    said = text_of(assistant.say(sender, "my back really hurts and ive had a fever and chills since yesterday"))
+    assert said.startswith("Please contact a doctor today")
+    assert "doctor" in text_of(assistant.say(sender, "can I book a deep tissue massage?"))
+    assert "booking page" not in text_of(assistant.say(sender, "book me in please"))
+
+
+def test_see_a_doctor_sign_still_allows_booking(assistant):
+    sender = "rf-see-doctor"
+    said = text_of(assistant.say(sender, "my sciatica has been going on for about two months now"))
+    assert "worth showing a doctor" in said and "alongside medical care" in said
+    assert "booking page" in text_of(assistant.say(sender, "I'd like to book a massage"))
+
+
+def test_harmless_and_question_messages_do_not_alert_staff(assistant, staff_receiver):
+    for i, message in enumerate(["no numbness at all, just a dull ache", "my bladder is totally fine",
+                                 "what is cauda equina syndrome?", "my foot fell asleep on the train"]):
+        assistant.say(f"rf-calm-{i}", message)
+    time.sleep(1)
+    assert not [n for n in staff_receiver.received if n["conversation_id"].startswith("rf-calm-")]
+
+
+# --- the outbox: nothing lost when the staff endpoint is down ---------------------------
+
+def test_notification_waits_while_staff_endpoint_is_down_then_is_delivered_once(tmp_path):
+    from actions.staff_notifications import Outbox
+
+    receiver = StaffReceiver()  # not started yet: the endpoint is down
+    outbox = Outbox(tmp_path / "outbox.db")
+    stored = outbox.add("red_flag_escalation", {"tier": "emergency", "conversation_id": "abc"})
+
+    assert asyncio.run(outbox.deliver_due(receiver.url)) == 0
+    [waiting] = outbox.pending()
+    assert waiting["attempts"] == 1 and waiting["last_error"]
+    # Backed off: not retried again straight away.
+    assert asyncio.run(outbox.deliver_due(receiver.url)) == 0 and outbox.pending()[0]["attempts"] == 1
+
+    receiver.start()
+    try:
+        later = time.time() + 3600
+        assert asyncio.run(outbox.deliver_due(receiver.url, now=later)) == 1
+        assert asyncio.run(outbox.deliver_due(receiver.url, now=later)) == 0
+        assert receiver.received == [stored]
+        assert outbox.pending() == []
+    finally:
+        receiver.stop()
