@@ -19,7 +19,7 @@ class ActionGreet(Action):
     ) -> List[Dict[Text, Any]]:
         clinic = settings()
         # Staff notifications still waiting (e.g. from before a restart) are retried from now on.
-        ensure_retry_loop(Outbox(), lambda: settings().staff_webhook_url)
+        ensure_retry_loop(Outbox, lambda: settings().staff_webhook_url)
         dispatcher.utter_message(
             text=(
                 f"Hi! I'm the virtual assistant of {clinic.name}. Ask me about sciatica, "

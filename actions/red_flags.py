@@ -121,7 +121,7 @@ class ActionEscalateRedFlag(Action):
         outbox = Outbox()
         # Only the tier, the time and the conversation id: never the visitor's words.
         outbox.add("red_flag_escalation", {"tier": tier, "conversation_id": conversation_id, "clinic": clinic.name})
-        ensure_retry_loop(outbox, lambda: settings().staff_webhook_url)
+        ensure_retry_loop(lambda: outbox, lambda: settings().staff_webhook_url)
         send_soon(outbox, clinic.staff_webhook_url)
         if not clinic.staff_webhook_url:
             logger.info("No staff webhook configured; the %s escalation waits in %s", tier, outbox.path)

@@ -146,11 +146,15 @@ def send_soon(outbox: "Outbox", url: str) -> None:
         asyncio.get_running_loop().create_task(outbox.deliver_due(url))
 
 
-def ensure_retry_loop(outbox: Outbox, url_of: Callable[[], str]) -> None:
-    """Starts (once per action server) the loop that retries what is due."""
+def ensure_retry_loop(make_outbox: Callable[[], "Outbox"], url_of: Callable[[], str]) -> None:
+    """Starts (once per action server) the loop that retries what is due.
+
+    Takes a factory so callers on the per-message path open no database
+    when the loop is already running."""
     global _retry_task
     if _retry_task is not None and not _retry_task.done():
         return
+    outbox = make_outbox()
 
     async def loop() -> None:
         while True:
