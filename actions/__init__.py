@@ -1,9 +1,26 @@
 """Custom actions of the sciatica assistant, one module per concern.
 
-- conversation.py:     greeting (what the assistant is, the emergency note)
-- clinic_questions.py: price/hours/location/... and booking, from clinic.yml
-- handover.py:         hand a visitor over to the clinic's staff
-- fallback.py:         honest "I'm not sure" with the closest topics
-- faq_catalog.py:      the FAQ titles, read from data/faq/
-- clinic_settings.py:  loading and checking clinic.yml
+- conversation.py:      greeting (what the assistant is, the emergency note)
+- clinic_questions.py:  price/hours/location/... answered from clinic.yml
+- booking.py:           the booking form, and sending the request
+- booking_parsers.py:   reading days, times, names, phone numbers out of text
+- handover.py:          hand a visitor over to the clinic's staff
+- fallback.py:          honest "I'm not sure" with the closest topics
+- red_flags.py:         escalating red-flag symptoms
+- faq_catalog.py:       the FAQ titles, read from data/faq/
+- clinic_settings.py:   loading and checking clinic.yml (the one place for clinic details)
+- outbox.py:            store-then-send of everything that leaves the assistant
+- signing.py:           HMAC signatures on those requests
+- staff_notifications.py: alerts to the staff webhook
 """
+import sys
+
+from actions.clinic_settings import ClinicConfigError, settings
+
+# Check clinic.yml (and the webhook secrets) when the action server starts, so a
+# missing or malformed setting stops it with a clear message, not mid-conversation.
+try:
+    settings()
+except ClinicConfigError as error:
+    print(f"Clinic settings problem: {error}", file=sys.stderr)
+    raise SystemExit(1) from None

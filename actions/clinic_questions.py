@@ -1,4 +1,4 @@
-"""Questions about the clinic (price, hours, address...) and booking.
+"""Questions about the clinic: price, hours, address, insurance, gift cards, contact.
 
 Every answer comes from clinic.yml. An empty setting means the clinic has not
 stated it, and the visitor is pointed to a person instead: the assistant never
@@ -12,7 +12,6 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import ClinicSettings, settings
-from actions.red_flags import escalation_notice
 
 # intent -> (setting in clinic.yml, how to introduce it, what we'd say we don't have)
 CLINIC_QUESTIONS = {
@@ -45,32 +44,4 @@ class ActionAnswerClinicQuestion(Action):
         if intent not in CLINIC_QUESTIONS and intent != "ask_contact":
             intent = "ask_contact"
         dispatcher.utter_message(text=answer_for(intent, settings()))
-        return []
-
-
-class ActionOfferBooking(Action):
-    """Points the visitor to the clinic's booking page (or staff)."""
-
-    def name(self) -> Text:
-        return "action_offer_booking"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
-        clinic = settings()
-        # After an emergency or urgent sign, no booking: the advice again.
-        flagged = tracker.get_slot("red_flag_tier")
-        if flagged in ("emergency", "urgent", "unclear"):
-            dispatcher.utter_message(text=escalation_notice("urgent" if flagged == "unclear" else flagged, clinic))
-            return []
-        technique = tracker.get_slot("technique")
-        what = f"a {technique} massage" if technique else "a session"
-        if clinic.booking_page:
-            text = (
-                f"Happy to help you book {what}. You can request a time on our booking page: "
-                f"{clinic.booking_page}. A member of staff confirms every appointment."
-            )
-        else:
-            text = f"Happy to help you book {what}. {clinic.contact_line()}"
-        dispatcher.utter_message(text=text)
         return []

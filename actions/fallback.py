@@ -2,7 +2,8 @@
 
 Instead of a confident wrong answer, it says so, offers the FAQ topics the
 model ranked closest (read from the message's ResponseSelector ranking) as
-buttons, and offers a person.
+buttons, and offers a person. The second misunderstanding in a row hands the
+visitor over to staff instead of offering the same menu again.
 """
 from __future__ import annotations
 
@@ -11,11 +12,31 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.clinic_settings import settings
 from actions.faq_catalog import titles
+from actions.handover import hand_over
 
 MAX_SUGGESTIONS = 3
 # A topic ranked below this is not worth suggesting.
 MIN_SUGGESTION_CONFIDENCE = 0.05
+
+
+# Messages the assistant could not help with: unclear, or outside what it knows.
+NOT_UNDERSTOOD = {"nlu_fallback", "out_of_scope"}
+
+
+def misunderstood_in_a_row(tracker: Tracker) -> int:
+    """How many of the latest user messages, counting back, were not understood."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "restart" or event.get("event") == "session_started":
+            break
+        if event.get("event") != "user":
+            continue
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") not in NOT_UNDERSTOOD:
+            break
+        count += 1
+    return count
 
 
 def closest_topics(parse_data: Dict[Text, Any], catalog: Dict[Text, Text]) -> List[Text]:
@@ -42,6 +63,10 @@ class ActionFallbackWithTopics(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        if misunderstood_in_a_row(tracker) >= 2:
+            hand_over(dispatcher, tracker, settings(), "not_understood_twice",
+                      "Sorry, I'm still not getting it. A person will understand better.")
+            return []
         catalog = titles()
         suggestions = closest_topics(tracker.latest_message, catalog)
         buttons = [{"title": catalog[key], "payload": catalog[key]} for key in suggestions]

@@ -15,7 +15,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import ClinicSettings, settings
-from actions.staff_notifications import Outbox, ensure_retry_loop, send_soon
+from actions.staff_notifications import notify_staff
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,29 @@ def escalation_notice(tier: str, clinic: ClinicSettings) -> Text:
     )
 
 
+def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str,
+             clinic: ClinicSettings) -> List[Dict[Text, Any]]:
+    """Says what to do for this tier, tells staff if needed; returns the events.
+
+    Used for a red flag typed anywhere and for a "yes" to the booking form's
+    safety questions."""
+    buttons = []
+    if tier == "see_doctor":
+        buttons = [
+            {"title": "When to see a doctor", "payload": "When should I see a doctor about sciatica?"},
+            {"title": "Book a session", "payload": "I'd like to book a massage"},
+        ]
+    dispatcher.utter_message(text=advice(tier, clinic), buttons=buttons or None,
+                             json_message={"red_flag_tier": tier} if tier != "see_doctor" else None)
+    if tier in NOTIFY_STAFF:
+        # Only the tier, the time and the conversation id: never the visitor's words.
+        notify_staff("red_flag_escalation", {"tier": tier, "conversation_id": tracker.sender_id,
+                                             "clinic": clinic.name})
+        if not clinic.staff_webhook_url:
+            logger.info("No staff webhook configured; the %s escalation waits in the outbox", tier)
+    return [SlotSet("red_flag_tier", more_serious(tracker.get_slot("red_flag_tier"), tier))]
+
+
 class ActionEscalateRedFlag(Action):
     def name(self) -> Text:
         return "action_escalate_red_flag"
@@ -95,33 +118,9 @@ class ActionEscalateRedFlag(Action):
             if answer:
                 # The visitor also asked something we can answer: answer it, then the note.
                 dispatcher.utter_message(response=answer)
-        buttons = []
-        if tier == "see_doctor":
-            buttons = [
-                {"title": "When to see a doctor", "payload": "When should I see a doctor about sciatica?"},
-                {"title": "Book a session", "payload": "I'd like to book a massage"},
-            ]
-        dispatcher.utter_message(text=advice(tier, clinic), buttons=buttons or None,
-                                 json_message={"red_flag_tier": tier} if tier != "see_doctor" else None)
-
-        if tier in NOTIFY_STAFF:
-            self._notify_staff(tier, tracker.sender_id, clinic)
-
-        events: List[Dict[Text, Any]] = [
-            SlotSet("red_flag_tier", more_serious(tracker.get_slot("red_flag_tier"), tier))
-        ]
-        if tracker.active_loop.get("name") and tier in ("emergency", "urgent", "unclear"):
-            # The form in progress stops and is not resumed.
+        events = escalate(dispatcher, tracker, tier, clinic)
+        if tracker.active_loop.get("name"):
+            # Any red flag stops the form in progress; what was filled in is kept,
+            # so after a see-a-doctor note "book a session" carries on from there.
             events += [ActiveLoop(None), SlotSet("requested_slot", None)]
         return events
-
-    @staticmethod
-    def _notify_staff(tier: str, conversation_id: str, clinic: ClinicSettings) -> None:
-        """Stores the notification first (so nothing is lost), then sends in the background."""
-        outbox = Outbox()
-        # Only the tier, the time and the conversation id: never the visitor's words.
-        outbox.add("red_flag_escalation", {"tier": tier, "conversation_id": conversation_id, "clinic": clinic.name})
-        ensure_retry_loop(lambda: outbox, lambda: settings().staff_webhook_url)
-        send_soon(outbox, clinic.staff_webhook_url)
-        if not clinic.staff_webhook_url:
-            logger.info("No staff webhook configured; the %s escalation waits in %s", tier, outbox.path)

@@ -34,6 +34,9 @@ wait_for() {  # url, what, pid, seconds
   done
 }
 
+# A missing or malformed clinic setting stops here, with the reason.
+.venv/bin/python -m actions.clinic_settings || exit 1
+
 echo "Starting the action server on port $ACTIONS_PORT (log: logs/action-server.log) ..."
 "$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
 pids+=($!)

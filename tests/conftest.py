@@ -67,19 +67,27 @@ def clinic_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def staff_receiver():
-    from tests.running_assistant import StaffReceiver
+def receiver():
+    """The clinic's booking system and staff channel (scripts/webhook_receiver.py)."""
+    from tests.running_assistant import Receiver
 
-    receiver = StaffReceiver().start()
-    yield receiver
-    receiver.stop()
+    running = Receiver().start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")
-def assistant(tmp_path_factory, staff_receiver):
+def staff_receiver(receiver):
+    """What the staff channel received (escalations, hand-overs)."""
+    return receiver
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory, receiver):
     """One running assistant for every end-to-end test (it takes ~1 min to start)."""
     from tests.running_assistant import Assistant
 
-    running = Assistant(tmp_path_factory.mktemp("assistant"), staff_webhook_url=staff_receiver.url)
+    running = Assistant(tmp_path_factory.mktemp("assistant"), staff_webhook_url=receiver.staff_url(),
+                        booking_webhook_url=receiver.booking_url())
     yield running
     running.close()

@@ -1,16 +1,15 @@
 """The assistant as `make run` starts it (Rasa server with the REST channel,
 action server, SQLite tracker store), on free ports with temporary files, plus
-a local HTTP server standing in for the clinic's staff webhook."""
+scripts/webhook_receiver.py standing in for the clinic's booking system and
+staff channel (it checks every signature)."""
 from __future__ import annotations
 
 import json
 import os
 import signal
 import socket
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from subprocess import STDOUT, Popen, TimeoutExpired
 from typing import List, Optional
@@ -52,50 +51,57 @@ def stop(process: Optional[Popen]) -> None:
         process.wait()
 
 
-class StaffReceiver:
-    """A local staff webhook: records every JSON POST; can be switched off."""
+# Test-only shared secrets (the real ones come from the deployment's environment).
+BOOKING_SECRET = "test-booking-secret-0123456789"
+STAFF_SECRET = "test-staff-secret-0123456789"
+
+
+class Receiver:
+    """The clinic's booking system and staff channel: scripts/webhook_receiver.py
+    on a fixed port, which the tests can switch off and on again."""
 
     def __init__(self, port: Optional[int] = None):
         self.port = port or free_port()
+        self.server = None
         self.received: List[dict] = []
-        self.server: Optional[ThreadingHTTPServer] = None
+        self.rejected: List[str] = []
+        self.duplicates = 0
 
-    @property
-    def url(self) -> str:
+    def booking_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bookings"
+
+    def staff_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/staff"
 
-    def start(self) -> "StaffReceiver":
-        received = self.received
+    def start(self) -> "Receiver":
+        from scripts.webhook_receiver import WebhookReceiver
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = WebhookReceiver({"/bookings": BOOKING_SECRET, "/staff": STAFF_SECRET},
+                                      port=self.port, quiet=True)
+        # Keep one record across restarts, as a real back end keeps its bookings.
+        self.server.received, self.server.rejected = self.received, self.rejected
+        self.server._seen = {p["id"] for p in self.received}
+        self.server.start()
         return self
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.duplicates += self.server.duplicates
+            self.server.stop()
             self.server = None
 
-    def wait_for(self, count: int, seconds: float = 10) -> List[dict]:
+    def wait_for(self, predicate, seconds: float = 15) -> List[dict]:
         deadline = time.time() + seconds
-        while len(self.received) < count and time.time() < deadline:
+        while time.time() < deadline:
+            found = [p for p in self.received if predicate(p)]
+            if found:
+                return found
             time.sleep(0.1)
-        return self.received
+        return []
 
 
 class Assistant:
-    def __init__(self, workdir: Path, staff_webhook_url: str = ""):
+    def __init__(self, workdir: Path, staff_webhook_url: str = "", booking_webhook_url: str = ""):
         if not MODEL.exists():
             raise RuntimeError(f"No trained model at {MODEL}; `make test` trains it first.")
         self.workdir = workdir
@@ -109,10 +115,14 @@ class Assistant:
         }))
         clinic = yaml.safe_load((ROOT / "clinic.yml").read_text())
         clinic["staff_webhook_url"] = staff_webhook_url
+        clinic["booking_webhook_url"] = booking_webhook_url
         self.clinic = clinic
         (workdir / "clinic.yml").write_text(yaml.safe_dump(clinic))
         self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CLINIC_CONFIG": str(workdir / "clinic.yml"),
-                    "STAFF_OUTBOX_DB": str(self.outbox)}
+                    "OUTBOX_DB": str(self.outbox),
+                    "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
+                    # Retry the outbox every second (production: 15 s, back-off from 30 s).
+                    "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1"}
         self.actions = None
         self.rasa = None
         self.start_actions()

@@ -1,7 +1,8 @@
 """Custom actions, run with real rasa_sdk Tracker and CollectingDispatcher objects."""
 import pytest
 
-from actions.clinic_questions import ActionAnswerClinicQuestion, ActionOfferBooking
+from actions.booking import ActionFinishBooking
+from actions.clinic_questions import ActionAnswerClinicQuestion
 from actions.conversation import ActionGreet
 from actions.fallback import ActionFallbackWithTopics
 from actions.faq_catalog import titles
@@ -46,22 +47,6 @@ def test_contact_without_phone_or_email_still_points_to_the_clinic(clinic_config
     clinic_config(phone="", email="")
     messages, _ = run_action(ActionAnswerClinicQuestion(), make_tracker("phone?", "ask_contact"))
     assert "contact Miami Massage and Head Spa directly" in texts(messages)
-
-
-def test_booking_points_to_the_booking_page_and_remembers_the_technique(clinic_config):
-    clinic = clinic_config()
-    tracker = make_tracker("book me a deep tissue massage", "request_booking", slots={"technique": "deep tissue"})
-    messages, _ = run_action(ActionOfferBooking(), tracker)
-    said = texts(messages)
-    assert clinic.booking_page in said
-    assert "deep tissue massage" in said
-    assert "staff confirms" in said  # never claims the slot is booked
-
-
-def test_booking_without_a_booking_page_hands_over(clinic_config):
-    clinic = clinic_config(booking_page="")
-    messages, _ = run_action(ActionOfferBooking(), make_tracker("book", "request_booking"))
-    assert clinic.phone in texts(messages)
 
 
 def test_hand_over_gives_contacts_and_hours_when_known(clinic_config):
@@ -124,12 +109,12 @@ def red_flag_tracker(text, tier, slots=None, active_loop=None, ranking=None, sel
 @pytest.fixture
 def outbox_path(tmp_path, monkeypatch):
     path = tmp_path / "outbox.db"
-    monkeypatch.setenv("STAFF_OUTBOX_DB", str(path))
+    monkeypatch.setenv("OUTBOX_DB", str(path))
     return path
 
 
 def test_emergency_says_call_first_stops_a_form_and_is_stored_for_staff(clinic_config, outbox_path):
-    from actions.staff_notifications import Outbox
+    from actions.outbox import Outbox
 
     clinic_config(staff_webhook_url="")
     tracker = red_flag_tracker("numb groin", "emergency", active_loop="booking_form")
@@ -149,7 +134,7 @@ def test_a_later_milder_sign_does_not_lower_the_tier(clinic_config, outbox_path)
 
 
 def test_see_a_doctor_sign_answers_the_question_too_and_is_not_sent_to_staff(clinic_config, outbox_path):
-    from actions.staff_notifications import Outbox
+    from actions.outbox import Outbox
 
     clinic_config()
     tracker = red_flag_tracker(
@@ -166,6 +151,6 @@ def test_see_a_doctor_sign_answers_the_question_too_and_is_not_sent_to_staff(cli
 def test_booking_after_an_emergency_repeats_the_advice(clinic_config):
     clinic = clinic_config()
     tracker = make_tracker("book me in", "request_booking", slots={"red_flag_tier": "emergency"})
-    messages, _ = run_action(ActionOfferBooking(), tracker)
+    messages, _ = run_action(ActionFinishBooking(), tracker)
     said = texts(messages)
     assert "can't book" in said and "call 911 now" in said and clinic.booking_page not in said

@@ -35,6 +35,13 @@ def test_shipped_settings_load_and_use_placeholder_contacts():
         ({"emergency_number": "nine one one"}, "'emergency_number' should be a short number"),
         ({"opening_hours": "9-5"}, "unknown setting(s) opening_hours"),
         ({"prices": ["60 min", "90 min"]}, "'prices' should be text"),
+        ({"time_zone": "Miami"}, "'time_zone' 'Miami' is not a known time zone"),
+        ({"time_zone": ""}, "required setting(s) missing or empty: time_zone"),
+        ({"session_lengths": "an hour"}, "'session_lengths' should be a list of minutes"),
+        ({"session_lengths": [60, 600]}, "between 15 and 240 minutes"),
+        ({"booking_webhook_url": "http://bookings.example/hook"}, "'booking_webhook_url' must use https://"),
+        ({"staff_webhook_url": "not a url"}, "'staff_webhook_url' does not look like a web address"),
+        ({"booking_webhook_secret": "abc"}, "secrets come from the environment (BOOKING_WEBHOOK_SECRET)"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, override, message):
@@ -50,3 +57,38 @@ def test_broken_yaml_and_missing_file_are_reported(tmp_path):
         load_settings(broken)
     with pytest.raises(ClinicConfigError, match="not found"):
         load_settings(tmp_path / "missing.yml")
+
+
+def test_a_webhook_needs_its_secret_from_the_environment(tmp_path, monkeypatch):
+    path = write(tmp_path, booking_webhook_url="https://bookings.example/hook")
+    monkeypatch.delenv("BOOKING_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ClinicConfigError, match="environment variable BOOKING_WEBHOOK_SECRET is empty"):
+        load_settings(path)
+    monkeypatch.setenv("BOOKING_WEBHOOK_SECRET", "short")
+    with pytest.raises(ClinicConfigError, match="BOOKING_WEBHOOK_SECRET is too short"):
+        load_settings(path)
+    monkeypatch.setenv("BOOKING_WEBHOOK_SECRET", "a-long-enough-shared-secret")
+    clinic = load_settings(path)
+    assert clinic.webhook_for("booking_request").secret == "a-long-enough-shared-secret"
+    assert "a-long-enough-shared-secret" not in repr(clinic)  # never printed in logs
+
+
+def test_the_environment_can_point_webhooks_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("STAFF_WEBHOOK_URL", "http://127.0.0.1:9999/staff")  # local: http is fine
+    monkeypatch.setenv("STAFF_WEBHOOK_SECRET", "another-long-shared-secret")
+    clinic = load_settings(write(tmp_path))
+    assert clinic.webhook_for("handover").url == "http://127.0.0.1:9999/staff"
+    assert clinic.webhook_for("booking_request") is None  # not configured: requests wait in the outbox
+
+
+def test_start_up_check_prints_the_problem_and_fails(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CLINIC_CONFIG": str(write(tmp_path, time_zone="Mars/Olympus"))}
+    result = subprocess.run([sys.executable, "-m", "actions.clinic_settings"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Clinic settings problem" in result.stderr and "not a known time zone" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.running_assistant import MODEL, StaffReceiver, text_of
+from tests.running_assistant import MODEL, STAFF_SECRET, Receiver, text_of
 
 SETS = Path(__file__).resolve().parent / "red_flags"
 ASSERTED = ["dev.yml", "final.yml"]
@@ -145,8 +145,8 @@ def test_emergency_at_the_first_message_after_an_faq_and_then_no_booking(assista
     booking = text_of(assistant.say(sender, "I'd like to book a massage for tomorrow"))
     assert "can't book" in booking and f"call {number}" in booking
 
-    received = staff_receiver.wait_for(1)
-    mine = [n for n in received if n["conversation_id"] in ("rf-first", sender)]
+    staff_receiver.wait_for(lambda n: n.get("conversation_id") == "rf-first")
+    mine = staff_receiver.wait_for(lambda n: n.get("conversation_id") in ("rf-first", sender))
     assert {n["conversation_id"] for n in mine} == {"rf-first", sender}
     for notification in mine:
         assert notification["tier"] == "emergency" and notification["event"] == "red_flag_escalation"
@@ -165,7 +165,7 @@ def test_see_a_doctor_sign_still_allows_booking(assistant):
     sender = "rf-see-doctor"
     said = text_of(assistant.say(sender, "my sciatica has been going on for about two months now"))
     assert "worth showing a doctor" in said and "alongside medical care" in said
-    assert "booking page" in text_of(assistant.say(sender, "I'd like to book a massage"))
+    assert "Which kind of massage" in text_of(assistant.say(sender, "I'd like to book a massage"))
 
 
 def test_harmless_and_question_messages_do_not_alert_staff(assistant, staff_receiver):
@@ -179,24 +179,25 @@ def test_harmless_and_question_messages_do_not_alert_staff(assistant, staff_rece
 # --- the outbox: nothing lost when the staff endpoint is down ---------------------------
 
 def test_notification_waits_while_staff_endpoint_is_down_then_is_delivered_once(tmp_path):
-    from actions.staff_notifications import Outbox
+    from actions.outbox import Destination, Outbox
 
-    receiver = StaffReceiver()  # not started yet: the endpoint is down
+    receiver = Receiver()  # not started yet: the endpoint is down
+    to_staff = lambda kind: Destination(receiver.staff_url(), STAFF_SECRET)  # noqa: E731
     outbox = Outbox(tmp_path / "outbox.db")
     stored = outbox.add("red_flag_escalation", {"tier": "emergency", "conversation_id": "abc"})
 
-    assert asyncio.run(outbox.deliver_due(receiver.url)) == 0
+    assert asyncio.run(outbox.deliver_due(to_staff)) == 0
     [waiting] = outbox.pending()
     assert waiting["attempts"] == 1 and waiting["last_error"]
     # Backed off: not retried again straight away.
-    assert asyncio.run(outbox.deliver_due(receiver.url)) == 0 and outbox.pending()[0]["attempts"] == 1
+    assert asyncio.run(outbox.deliver_due(to_staff)) == 0 and outbox.pending()[0]["attempts"] == 1
 
     receiver.start()
     try:
         later = time.time() + 3600
-        assert asyncio.run(outbox.deliver_due(receiver.url, now=later)) == 1
-        assert asyncio.run(outbox.deliver_due(receiver.url, now=later)) == 0
-        assert receiver.received == [stored]
+        assert asyncio.run(outbox.deliver_due(to_staff, now=later)) == 1
+        assert asyncio.run(outbox.deliver_due(to_staff, now=later)) == 0
+        assert receiver.received == [stored] and receiver.rejected == []
         assert outbox.pending() == []
     finally:
         receiver.stop()

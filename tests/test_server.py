@@ -67,11 +67,11 @@ def test_price_is_never_invented(assistant):
 def test_conversation_survives_a_server_restart(assistant):
     sender = "restart-visitor"
     first = text_of(assistant.say(sender, "can I book a hot stone massage"))
-    assert "hot stone massage" in first
+    assert "How long" in first  # the technique was taken from the message
     assistant.restart_rasa()
-    # The remembered technique comes back from the SQLite tracker store.
-    again = text_of(assistant.say(sender, "how do I book?"))
-    assert "hot stone massage" in again
+    # The booking in progress comes back from the SQLite tracker store: it goes on to the next question.
+    again = text_of(assistant.say(sender, "90 minutes"))
+    assert "What day and time" in again
     with sqlite3.connect(assistant.db) as db:
         (user_turns,) = db.execute(
             "SELECT COUNT(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,)
