@@ -12,15 +12,5 @@
 - outbox.py:            store-then-send of everything that leaves the assistant
 - signing.py:           HMAC signatures on those requests
 - staff_notifications.py: alerts to the staff webhook
+- startup.py:           stops the action server at start if clinic.yml is wrong
 """
-import sys
-
-from actions.clinic_settings import ClinicConfigError, settings
-
-# Check clinic.yml (and the webhook secrets) when the action server starts, so a
-# missing or malformed setting stops it with a clear message, not mid-conversation.
-try:
-    settings()
-except ClinicConfigError as error:
-    print(f"Clinic settings problem: {error}", file=sys.stderr)
-    raise SystemExit(1) from None

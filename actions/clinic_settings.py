@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -177,7 +178,7 @@ def main() -> int:
     try:
         clinic = load_settings()
     except ClinicConfigError as error:
-        print(f"Clinic settings problem: {error}")
+        print(f"Clinic settings problem: {error}", file=sys.stderr)
         return 1
     print(f"Clinic settings OK: {clinic.name}, time zone {clinic.time_zone}, emergency number "
           f"{clinic.emergency_number}; booking webhook: {clinic.booking_webhook_url or 'not set (requests wait in the outbox)'}; "

@@ -92,3 +92,15 @@ def test_start_up_check_prints_the_problem_and_fails(tmp_path):
     assert result.returncode == 1
     assert "Clinic settings problem" in result.stderr and "not a known time zone" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_action_server_refuses_to_start_with_bad_settings(tmp_path):
+    """The action server imports every actions/ module; actions/startup.py stops it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CLINIC_CONFIG": str(write(tmp_path, email="front desk"))}
+    result = subprocess.run([sys.executable, "-c", "import actions.startup"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "'email' does not look valid" in result.stderr
