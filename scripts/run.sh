@@ -36,6 +36,8 @@ wait_for() {  # url, what, pid, seconds
 
 # A missing or malformed clinic setting stops here, with the reason.
 .venv/bin/python -m actions.clinic_settings || exit 1
+# rest + socketio, and each messaging channel whose settings are in the environment.
+.venv/bin/python -m channels.credentials var/credentials.yml || exit 1
 
 echo "Starting the action server on port $ACTIONS_PORT (log: logs/action-server.log) ..."
 "$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
@@ -43,7 +45,7 @@ pids+=($!)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
 echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes about a minute ..."
-"$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
+"$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \
   --port "$PORT" >logs/rasa-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300

@@ -54,6 +54,8 @@ def stop(process: Optional[Popen]) -> None:
 # Test-only shared secrets (the real ones come from the deployment's environment).
 BOOKING_SECRET = "test-booking-secret-0123456789"
 STAFF_SECRET = "test-staff-secret-0123456789"
+TWILIO_TEST_SETTINGS = {"TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+                        "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-tests", "TWILIO_NUMBER": "+13055550100"}
 
 
 class Receiver:
@@ -123,6 +125,11 @@ class Assistant:
                     "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
                     # Retry the outbox every second (production: 15 s, back-off from 30 s).
                     "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1"}
+        # As make run does: rest, socketio, and the (secured) Twilio channel from test settings.
+        from channels.credentials import build
+
+        self.credentials = workdir / "credentials.yml"
+        self.credentials.write_text(yaml.safe_dump(build(TWILIO_TEST_SETTINGS)[0]))
         self.actions = None
         self.rasa = None
         self.start_actions()
@@ -141,7 +148,7 @@ class Assistant:
     def start_rasa(self):
         self.rasa = self._start(
             [str(RASA), "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
-             "--credentials", str(ROOT / "credentials.yml"), "--port", str(self.port)],
+             "--credentials", str(self.credentials), "--port", str(self.port)],
             "rasa.log", f"http://localhost:{self.port}/")
 
     def restart_rasa(self):

@@ -1,0 +1,1 @@
+"""Messaging connectors of our own (see secure.py)."""
