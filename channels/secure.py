@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 import aiohttp
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.telegram import TelegramInput, TelegramOutput
-from rasa.core.channels.twilio import TwilioInput
+from rasa.core.channels.twilio import TwilioInput, TwilioOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
+
+from channels.text_buttons import OfferedChoices, numbered
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,23 @@ def _require(credentials: Optional[Dict[Text, Any]], keys, channel: Text) -> Dic
     if missing:
         raise ValueError(f"{channel}: missing {', '.join(missing)} in credentials (see README, Messaging channels)")
     return credentials  # type: ignore[return-value]
+
+
+class TextOnlyTwilioOutput(TwilioOutput):
+    """SMS/WhatsApp: buttons as numbered choices; only Twilio's own fields as custom JSON."""
+
+    def __init__(self, account_sid, auth_token, twilio_number, choices: OfferedChoices) -> None:
+        super().__init__(account_sid, auth_token, twilio_number)
+        self.choices = choices
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons, **kwargs: Any) -> None:
+        self.choices.remember(recipient_id, buttons)
+        await self.send_text_message(recipient_id, numbered(text, buttons))
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        # The web widget's extras (e.g. {"red_flag_tier": ...}) mean nothing to Twilio's API.
+        if {"body", "media_url"} & set(json_message):
+            await super().send_custom_json(recipient_id, json_message, **kwargs)
 
 
 class SecureTwilioInput(TwilioInput):
@@ -51,6 +71,10 @@ class SecureTwilioInput(TwilioInput):
         super().__init__(account_sid, auth_token, twilio_number, debug_mode)
         # The exact URL Twilio posts to (behind a proxy it differs from what we see).
         self.public_url = public_url
+        self.choices = OfferedChoices()
+
+    def get_output_channel(self) -> TwilioOutput:
+        return TextOnlyTwilioOutput(self.account_sid, self.auth_token, self.twilio_number, self.choices)
 
     def is_genuine(self, request: Request) -> bool:
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -59,7 +83,12 @@ class SecureTwilioInput(TwilioInput):
         return bool(signature) and RequestValidator(self.auth_token).validate(url, params, signature)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        blueprint = super().blueprint(on_new_message)
+        async def with_choices(message: UserMessage) -> Any:
+            # "2" after numbered choices means the second button.
+            message.text = self.choices.resolve(message.sender_id, message.text)
+            return await on_new_message(message)
+
+        blueprint = super().blueprint(with_choices)
 
         @blueprint.middleware("request")
         async def check_signature(request: Request):
@@ -90,6 +119,9 @@ class SecureTelegramInput(TelegramInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SecureTelegramInput":
         credentials = _require(credentials, ("access_token", "verify", "webhook_url", "secret_token"), "telegram")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", credentials["secret_token"]):
+            # Telegram allows 1-256 of these characters; fewer than 16 would be guessable.
+            raise ValueError("telegram: secret_token must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
         return cls(credentials["access_token"], credentials["verify"], credentials["webhook_url"],
                    secret_token=credentials["secret_token"], api_server=credentials.get("api_server"),
                    debug_mode=False)

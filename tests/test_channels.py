@@ -78,7 +78,7 @@ def server():
         "webhook_url": "https://bot.example/webhooks/telegram/webhook",
         "secret_token": TELEGRAM_SECRET, "api_server": api.url})
     base, received = serve(twilio, telegram)
-    return base, received, api
+    return base, received, api, twilio
 
 
 def post(url: str, data: bytes, headers: dict) -> int:
@@ -94,7 +94,7 @@ def post(url: str, data: bytes, headers: dict) -> int:
 
 @pytest.fixture(scope="module")
 def twilio(server):
-    base, received, _ = server
+    base, received, _, _ = server
     return base + "/twilio", received
 
 
@@ -167,7 +167,7 @@ class FakeTelegramApi:
 
 @pytest.fixture(scope="module")
 def telegram(server):
-    base, received, api = server
+    base, received, api, _ = server
     return base + "/telegram", received, api
 
 
@@ -205,6 +205,9 @@ def test_telegram_set_webhook_registers_the_secret_token(telegram):
 def test_missing_credentials_are_named():
     with pytest.raises(ValueError, match="telegram: missing secret_token"):
         SecureTelegramInput.from_credentials({"access_token": "1:x", "verify": "b", "webhook_url": "https://x"})
+    with pytest.raises(ValueError, match="secret_token must be 16-256 characters"):
+        SecureTelegramInput.from_credentials({"access_token": "1:x", "verify": "b", "webhook_url": "https://x",
+                                              "secret_token": "short"})
     with pytest.raises(ValueError, match="twilio: missing auth_token"):
         SecureTwilioInput.from_credentials({"account_sid": "AC1", "twilio_number": "+1"})
 
@@ -252,3 +255,48 @@ def test_the_running_assistant_loads_the_secured_twilio_connector(assistant):
     assert post(url, body, {**headers, "X-Twilio-Signature": "forged"}) == 403
     assert post(url, body, headers) == 403
     assert post(url, body, {**headers, "X-Twilio-Signature": validator.compute_signature(url, message)}) in (200, 204)
+
+
+# --- buttons on text-only channels ------------------------------------------------------------
+
+BUTTONS = [{"title": "Swedish", "payload": "Swedish"}, {"title": "Deep tissue", "payload": "Deep tissue"},
+           {"title": "Not sure, the therapist can advise", "payload": "Not sure, the therapist can advise"}]
+
+
+def test_buttons_become_numbered_choices_a_reply_can_pick():
+    from channels.text_buttons import OfferedChoices, numbered
+
+    text = numbered("Which kind of massage would you like?", BUTTONS)
+    assert text.splitlines()[2:5] == ["1. Swedish", "2. Deep tissue", "3. Not sure, the therapist can advise"]
+    choices = OfferedChoices()
+    choices.remember("+1305", BUTTONS)
+    assert choices.resolve("+1305", "2") == "Deep tissue"
+    assert choices.resolve("+1305", " #3 ") == "Not sure, the therapist can advise"
+    assert choices.resolve("+1305", "option 1") == "Swedish"
+    assert choices.resolve("+1305", "7") == "7"                      # no such choice: read as text
+    assert choices.resolve("+1999", "2") == "2"                      # nothing offered to this person
+    assert choices.resolve("+1305", "2 people") == "2 people"        # not a choice
+
+
+def test_a_numbered_sms_reply_reaches_the_assistant_as_the_button(server):
+    base, received, _, channel = server
+    channel.choices.remember("+13055550124", BUTTONS)
+    assert twilio_post(base + "/twilio", {"From": "+13055550124", "Body": "2"}) in (200, 204)
+    assert (received[-1].sender_id, received[-1].text) == ("+13055550124", "Deep tissue")
+
+
+def test_twilio_replies_send_numbered_choices_and_read_the_number_back():
+    import asyncio as aio
+
+    channel = SecureTwilioInput("AC1", TWILIO_TOKEN, "+13055550100")
+    sent = []
+    output = channel.get_output_channel()
+
+    async def fake_send(recipient_id, message, **kwargs):  # Twilio's API is not called in tests
+        sent.append(message)
+
+    output.send_text_message = fake_send
+    aio.run(output.send_text_with_buttons("+13055550123", "Which kind of massage?", BUTTONS))
+    aio.run(output.send_custom_json("+13055550123", {"red_flag_tier": "emergency"}))  # widget-only: not sent
+    assert len(sent) == 1 and "2. Deep tissue" in sent[0]
+    assert channel.choices.resolve("+13055550123", "2") == "Deep tissue"
