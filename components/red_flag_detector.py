@@ -50,6 +50,9 @@ class RedFlagDetectorComponent(GraphComponent):
             # DIET's own `report_red_flag` guess counts from this confidence, and
             # only with one of the pattern file's classifier_hints in the message.
             "classifier_threshold": 0.8,
+            # When DIET's red-flag guess is set aside, the next-best intent must be
+            # at least this sure (FallbackClassifier's threshold), else nlu_fallback.
+            "fallback_threshold": 0.5,
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
@@ -91,7 +94,7 @@ class RedFlagDetectorComponent(GraphComponent):
             tier, signs = "unclear", []
         else:
             if intent.get(INTENT_NAME_KEY) == INTENT_NAME:
-                self._demote(message)  # a question about red flags, or an unsure guess
+                self._demote(message, self.config["fallback_threshold"])  # a question, or an unsure guess
             return
         marked = {INTENT_NAME_KEY: INTENT_NAME, PREDICTED_CONFIDENCE_KEY: 1.0}
         message.set(INTENT, marked, add_to_output=True)
@@ -103,12 +106,25 @@ class RedFlagDetectorComponent(GraphComponent):
         message.set(ENTITIES, entities, add_to_output=True)
 
     @staticmethod
-    def _demote(message: Message) -> None:
-        """Falls back to the next-best intent when DIET's red-flag guess is not trusted."""
+    def _demote(message: Message, fallback_threshold: float) -> None:
+        """Sets DIET's untrusted red-flag guess aside.
+
+        FallbackClassifier ran before this component and saw the guess, not the
+        runner-up, which is always under its threshold (the confidences add up to
+        one). So the runner-up is only taken when it is an FAQ whose answer the
+        FaqConfidenceGate would let through (questions about red flags land there);
+        anything else becomes nlu_fallback, never a low-confidence intent."""
+        from components.faq_confidence_gate import FaqConfidenceGate
+
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != INTENT_NAME]
-        if ranking:
-            message.set(INTENT, dict(ranking[0]), add_to_output=True)
-            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        best = dict(ranking[0]) if ranking else {}
+        message.set(INTENT, best, add_to_output=True)
+        gate = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": fallback_threshold})
+        if best.get(INTENT_NAME_KEY) not in gate.retrieval_intents or gate._answer_is_unsure(message):
+            best = {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: fallback_threshold}
+            ranking = [dict(best)] + ranking
+        message.set(INTENT, best, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     @staticmethod
     def _entity(name: str, value: str, text: str) -> Dict[str, Any]:

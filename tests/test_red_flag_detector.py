@@ -70,3 +70,36 @@ def test_a_sign_with_an_unknown_concept_is_reported(detector, tmp_path):
     patterns["signs"].append({"name": "typo", "tier": "emergency", "all": ["numbb"]})
     with pytest.raises(ValueError, match="sign 'typo' has unknown concept"):
         RedFlagDetector(detector.nlp, patterns)
+
+
+# --- the component: what happens to DIET's own red-flag guess ------------------------------
+
+def component_message(text, ranking, faq_answer_confidence=None):
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(data={"text": text})
+    message.set("intent", dict(ranking[0]))
+    message.set("intent_ranking", ranking)
+    if faq_answer_confidence is not None:
+        message.set("response_selector", {"faq": {"ranking": [
+            {"intent_response_key": "faq/red_flag_signs", "confidence": faq_answer_confidence},
+            {"intent_response_key": "faq/when_to_see_doctor", "confidence": 0.02}]}})
+    return message
+
+
+def test_an_untrusted_red_flag_guess_gives_way_to_a_sure_faq_answer_or_to_fallback():
+    from components.red_flag_detector import RedFlagDetectorComponent
+
+    component = RedFlagDetectorComponent(RedFlagDetectorComponent.get_default_config())  # build/spacy_en
+    question = component_message("what is cauda equina syndrome?", [
+        {"name": "report_red_flag", "confidence": 0.7}, {"name": "faq", "confidence": 0.25}],
+        faq_answer_confidence=0.9)
+    unsure_answer = component_message("what signs matter", [
+        {"name": "report_red_flag", "confidence": 0.7}, {"name": "faq", "confidence": 0.25}],
+        faq_answer_confidence=0.3)
+    other = component_message("and when should i actually go and see a doctor about it", [
+        {"name": "report_red_flag", "confidence": 0.7}, {"name": "cancel_booking", "confidence": 0.17}])
+    component.process([question, unsure_answer, other])
+    assert question.get("intent")["name"] == "faq"           # answered from the FAQ, no alert
+    assert unsure_answer.get("intent")["name"] == "nlu_fallback"
+    assert other.get("intent")["name"] == "nlu_fallback"     # never an unsure "never mind"
