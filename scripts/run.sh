@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 RASA=.venv/bin/rasa
 PORT=${RASA_PORT:-5005}
+WEB_PORT=${WEB_PORT:-8080}
 ACTIONS_PORT=${ACTIONS_PORT:-5055}
 mkdir -p var logs
 
@@ -45,14 +46,21 @@ pids+=($!)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
 echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes about a minute ..."
+# --cors: the web pages allowed to use the widget (WIDGET_ORIGIN; the demo page by default).
 "$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \
-  --port "$PORT" >logs/rasa-server.log 2>&1 &
+  --cors "${WIDGET_ORIGIN:-http://localhost:$WEB_PORT}" --port "$PORT" >logs/rasa-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
+
+echo "Serving the demo page with the chat widget on port $WEB_PORT ..."
+.venv/bin/python scripts/serve_web.py --port "$WEB_PORT" --rasa-url "http://localhost:$PORT" >logs/web.log 2>&1 &
+pids+=($!)
+wait_for "http://localhost:$WEB_PORT/" web "${pids[-1]}" 30
 
 cat <<MSG
 
 The assistant is running. Talk to it:
+  Website:   http://localhost:$WEB_PORT/   (the clinic's demo page; the chat button is bottom right)
   REST:      curl -s -XPOST localhost:$PORT/webhooks/rest/webhook -H 'Content-Type: application/json' \\
                -d '{"sender": "me", "message": "What causes sciatica?"}'
   socket.io: http://localhost:$PORT/socket.io (for the website widget)

@@ -148,7 +148,7 @@ class Assistant:
     def start_rasa(self):
         self.rasa = self._start(
             [str(RASA), "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
-             "--credentials", str(self.credentials), "--port", str(self.port)],
+             "--credentials", str(self.credentials), "--cors", "*", "--port", str(self.port)],
             "rasa.log", f"http://localhost:{self.port}/")
 
     def restart_rasa(self):

@@ -218,7 +218,7 @@ def test_only_rest_and_socketio_without_channel_settings():
     from channels.credentials import build
 
     credentials, enabled = build({})
-    assert set(credentials) == {"rest", "socketio"} and enabled == []
+    assert set(credentials) == {"rest", "channels.web.WebChatInput"} and enabled == []
 
 
 def test_a_channel_starts_when_its_settings_are_in_the_environment():

@@ -1,0 +1,161 @@
+"""The chat widget in a real browser (Debian's chromium, driven by Playwright),
+on the clinic's demo page, against the running assistant.
+
+Skipped, with the reason printed, when chromium or Playwright is missing
+(`make test` installs both where it can). The screenshot is saved to
+results/browser/widget.png; axe-core's findings are printed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.running_assistant import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+AXE = ROOT / "web" / "widget" / "node_modules" / "axe-core" / "axe.min.js"
+WIDGET = ROOT / "web" / "static" / "chat-widget.js"
+RESULTS = ROOT / "results" / "browser"
+# Without these, chromium tries Google's services at start, which this machine's network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (make test installs it)")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (make test installs it as root with apt-get)",
+                allow_module_level=True)
+if not WIDGET.exists() or not AXE.exists():
+    pytest.skip("the widget is not built (make widget)", allow_module_level=True)
+
+
+def serve_page(rasa_url: str):
+    from scripts.serve_web import make_server
+
+    server = make_server(free_port(), rasa_url)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page_url(assistant):
+    server, url = serve_page(f"http://localhost:{assistant.port}")
+    yield url
+    server.shutdown()
+
+
+def bot_messages(page):
+    return page.locator(".ccw-bot")
+
+
+def test_a_visitor_chats_in_the_widget_and_nothing_in_a_message_runs(browser, page_url, capsys):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    alerts = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+
+    page.goto(page_url)
+    launcher = page.get_by_role("button", name="Chat with us")
+    assert launcher.get_attribute("aria-expanded") == "false"
+    launcher.click()
+    assert launcher.get_attribute("aria-expanded") == "true"
+    page.get_by_text("virtual assistant of Miami Massage and Head Spa").wait_for(timeout=30000)
+
+    # An FAQ typed in the box.
+    box = page.get_by_label("Your message")
+    box.fill("What causes sciatica?")
+    box.press("Enter")
+    page.locator(".ccw-typing").wait_for(timeout=5000)  # the typing indicator while it answers
+    page.locator(".ccw-bot", has_text="sciatic nerve").first.wait_for(timeout=30000)
+
+    # A quick reply, clicked.
+    page.locator(".ccw-choice", has_text="Symptoms").first.click()
+    page.locator(".ccw-user", has_text="Symptoms").wait_for(timeout=5000)
+    answers_before_reload = bot_messages(page).count()
+    page.wait_for_function(f"document.querySelectorAll('.ccw-bot').length > {answers_before_reload}", timeout=30000)
+
+    # A reload keeps the conversation (same tab) and the panel open.
+    shown = bot_messages(page).count()
+    page.reload()
+    page.locator(".ccw-panel").wait_for(state="visible", timeout=10000)
+    assert bot_messages(page).count() == shown
+    assert page.locator(".ccw-user", has_text="What causes sciatica?").count() == 1
+
+    # Markup in a message is shown as text and never runs.
+    attack = "<img src=x onerror=alert(1)>"
+    box = page.get_by_label("Your message")
+    box.fill(attack)
+    box.press("Enter")
+    page.locator(".ccw-user", has_text=attack).wait_for(timeout=5000)
+    page.wait_for_timeout(3000)
+    assert alerts == []
+    assert page.locator(".ccw-log img").count() == 0
+
+    # The emergency advice stands out, and is announced (role=alert).
+    box.fill("since this morning my groin is numb and i cant pee")
+    box.press("Enter")
+    emergency = page.locator(".ccw-emergency")
+    emergency.wait_for(timeout=30000)
+    assert emergency.first.inner_text().startswith("Please call 911") or "Please call 911" in emergency.first.inner_text()
+    assert emergency.first.get_attribute("role") == "alert"
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(RESULTS / "widget.png"))
+    with capsys.disabled():
+        print(f"\nWidget screenshot: {RESULTS / 'widget.png'}")
+    page.close()
+
+
+def test_keyboard_only_use_and_axe_core_finds_no_serious_problem(browser, page_url, capsys):
+    page = browser.new_page()
+    page.goto(page_url)
+    # Keyboard only: Tab to the launcher, Enter opens it and puts the cursor in the box.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.className") == "ccw-launcher":
+            break
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "ccw-input"
+    page.keyboard.type("How does massage help sciatica?")
+    page.keyboard.press("Enter")
+    page.locator(".ccw-bot", has_text="massage").first.wait_for(timeout=30000)
+    page.locator(".ccw-choice").first.wait_for(timeout=30000)
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement.className") == "ccw-launcher"  # focus goes back
+    page.keyboard.press("Enter")
+
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document.querySelector('.ccw'))")
+    violations = [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"])} for v in result["violations"]]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "axe.json").write_text(json.dumps(result["violations"], indent=2))
+    with capsys.disabled():
+        print(f"\naxe-core {result['testEngine']['version']} on the open widget: {len(result['passes'])} rules "
+              f"passed, violations: {json.dumps(violations) if violations else 'none'} ({RESULTS / 'axe.json'})")
+    assert not [v for v in violations if v["impact"] in ("serious", "critical")]
+    page.close()
+
+
+def test_an_unreachable_server_is_said_plainly(browser):
+    server, url = serve_page(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Chat with us").click()
+        status = page.locator(".ccw-status")
+        status.wait_for(state="visible", timeout=15000)
+        assert "Can't reach the assistant" in status.inner_text() and "911" in status.inner_text()
+        page.close()
+    finally:
+        server.shutdown()

@@ -1,0 +1,236 @@
+// The clinic's chat widget. One snippet on any page:
+//
+//   <script src="https://<your host>/static/chat-widget.js"
+//           data-rasa-url="https://<assistant host>" data-title="Miami Massage and Head Spa" defer></script>
+//
+// It talks to Rasa's socket.io channel (credentials.yml). Every message is put
+// on the page as text nodes (never innerHTML): a message can't run script or
+// inject markup. Links (http/https only) and line breaks are the formatting.
+import { io } from "socket.io-client";
+
+const script = document.currentScript;
+const SERVER = (script && script.dataset.rasaUrl) || "http://localhost:5005";
+const TITLE = (script && script.dataset.title) || "Chat with us";
+const EMERGENCY_NUMBER = (script && script.dataset.emergencyNumber) || "911";
+const STORE = "clinic-chat:";  // sessionStorage: this tab only, cleared when it closes
+
+const CSS = `
+.ccw, .ccw * { box-sizing: border-box; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+.ccw-launcher { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000; border: 0; border-radius: 28px;
+  padding: 14px 20px; background: #0b5d5b; color: #fff; font-size: 16px; cursor: pointer; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
+.ccw-launcher:focus-visible, .ccw button:focus-visible, .ccw input:focus-visible { outline: 3px solid #f4b400; outline-offset: 2px; }
+.ccw-panel { position: fixed; right: 20px; bottom: 84px; z-index: 2147483000; width: min(380px, calc(100vw - 40px));
+  height: min(560px, calc(100vh - 120px)); display: flex; flex-direction: column; background: #fff; color: #1b1b1b;
+  border-radius: 12px; box-shadow: 0 8px 30px rgba(0,0,0,.3); overflow: hidden; }
+.ccw-panel[hidden] { display: none; }
+.ccw-header { display: flex; align-items: center; justify-content: space-between; padding: 12px 14px; background: #0b5d5b; color: #fff; }
+.ccw-header h2 { margin: 0; font-size: 16px; }
+.ccw-close { background: transparent; border: 0; color: #fff; font-size: 22px; line-height: 1; cursor: pointer; padding: 4px 8px; }
+.ccw-log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; background: #f6f7f7; }
+.ccw-msg { max-width: 85%; padding: 9px 12px; border-radius: 12px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 15px; line-height: 1.4; }
+.ccw-bot { align-self: flex-start; background: #fff; border: 1px solid #d5d9d9; }
+.ccw-user { align-self: flex-end; background: #0b5d5b; color: #fff; }
+.ccw-msg a { color: inherit; text-decoration: underline; }
+.ccw-emergency { background: #fdecea; border: 2px solid #b3261e; color: #5f1410; font-weight: 600; }
+.ccw-emergency::before { content: "Important: "; }
+.ccw-choices { display: flex; flex-wrap: wrap; gap: 6px; align-self: flex-start; max-width: 95%; }
+.ccw-choice { border: 1px solid #0b5d5b; background: #fff; color: #0b5d5b; border-radius: 16px; padding: 6px 12px; font-size: 14px; cursor: pointer; }
+.ccw-choice:hover { background: #e6f2f1; }
+.ccw-typing { align-self: flex-start; color: #555; font-size: 14px; font-style: italic; }
+.ccw-status { padding: 8px 12px; background: #fff4e5; color: #5c3b00; font-size: 14px; border-top: 1px solid #f0c36d; }
+.ccw-status[hidden] { display: none; }
+.ccw-form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #d5d9d9; background: #fff; }
+.ccw-form input { flex: 1; min-width: 0; padding: 10px; border: 1px solid #8a8f8f; border-radius: 8px; font-size: 15px; }
+.ccw-form button { border: 0; border-radius: 8px; padding: 10px 14px; background: #0b5d5b; color: #fff; font-size: 15px; cursor: pointer; }
+.ccw-sr { position: absolute; width: 1px; height: 1px; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+`;
+
+function element(tag, attributes = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Text with http(s) links made clickable; everything else stays text.
+function appendRichText(parent, text) {
+  const link = /\bhttps?:\/\/[^\s<>"')]+[^\s<>"').,;:!?]/g;
+  let last = 0;
+  for (const match of text.matchAll(link)) {
+    parent.append(document.createTextNode(text.slice(last, match.index)));
+    const anchor = element("a", { href: match[0], target: "_blank", rel: "noopener noreferrer" }, match[0]);
+    parent.append(anchor);
+    last = match.index + match[0].length;
+  }
+  parent.append(document.createTextNode(text.slice(last)));
+}
+
+function load(key, fallback) {
+  try { return JSON.parse(sessionStorage.getItem(STORE + key)) ?? fallback; } catch (e) { return fallback; }
+}
+function save(key, value) {
+  try { sessionStorage.setItem(STORE + key, JSON.stringify(value)); } catch (e) { /* private mode: no history */ }
+}
+
+function createWidget() {
+  const style = element("style");
+  style.textContent = CSS;
+  document.head.append(style);
+
+  const root = element("div", { class: "ccw" });
+  const launcher = element("button", { class: "ccw-launcher", type: "button", "aria-expanded": "false",
+    "aria-controls": "ccw-panel" }, "Chat with us");
+  const panel = element("section", { class: "ccw-panel", id: "ccw-panel", role: "dialog",
+    "aria-labelledby": "ccw-title" });
+  panel.hidden = true;
+  const header = element("div", { class: "ccw-header" });
+  header.append(element("h2", { id: "ccw-title" }, TITLE));
+  const close = element("button", { class: "ccw-close", type: "button", "aria-label": "Close chat" }, "\u00d7");
+  header.append(close);
+  const log = element("div", { class: "ccw-log", role: "log", "aria-live": "polite", "aria-label": "Conversation",
+    tabindex: "0" });
+  const status = element("div", { class: "ccw-status", role: "status" });
+  status.hidden = true;
+  const form = element("form", { class: "ccw-form" });
+  const label = element("label", { for: "ccw-input", class: "ccw-sr" }, "Your message");
+  const input = element("input", { id: "ccw-input", type: "text", autocomplete: "off", maxlength: "1000",
+    placeholder: "Type your question\u2026" });
+  const send = element("button", { type: "submit" }, "Send");
+  form.append(label, input, send);
+  panel.append(header, log, status, form);
+  root.append(panel, launcher);
+  document.body.append(root);
+
+  let history = load("history", []);
+  let sessionId = load("session", null);
+  let socket = null;
+  let typing = null;
+  let lastBot = null;
+
+  function scroll() { log.scrollTop = log.scrollHeight; }
+
+  function showMessage(entry, remember = true) {
+    if (entry.from === "choices") {
+      const group = element("div", { class: "ccw-choices", role: "group", "aria-label": "Suggested replies" });
+      for (const choice of entry.choices) {
+        const button = element("button", { class: "ccw-choice", type: "button" }, choice.title);
+        button.addEventListener("click", () => sendMessage(choice.title, choice.payload));
+        group.append(button);
+      }
+      log.append(group);
+    } else {
+      const bubble = element("div", { class: `ccw-msg ccw-${entry.from}` });
+      if (entry.from === "user") bubble.append(element("span", { class: "ccw-sr" }, "You said: "));
+      appendRichText(bubble, entry.text);
+      if (entry.emergency) markEmergency(bubble);
+      log.append(bubble);
+      if (entry.from === "bot") lastBot = { bubble, entry };
+    }
+    if (remember) { history.push(entry); save("history", history); }
+    scroll();
+  }
+
+  function markEmergency(bubble) {
+    bubble.classList.add("ccw-emergency");
+    bubble.setAttribute("role", "alert");  // read out at once by screen readers
+  }
+
+  function setTyping(on) {
+    if (on && !typing) {
+      typing = element("div", { class: "ccw-typing" }, "The assistant is typing\u2026");
+      log.append(typing);
+      scroll();
+    } else if (!on && typing) {
+      typing.remove();
+      typing = null;
+    }
+  }
+
+  function onBotMessage(message) {
+    setTyping(false);
+    if (message.text) showMessage({ from: "bot", text: String(message.text) });
+    const choices = message.quick_replies || message.buttons;
+    if (Array.isArray(choices) && choices.length) {
+      showMessage({ from: "choices", choices: choices.map((c) => ({ title: String(c.title), payload: String(c.payload) })) });
+    }
+    const tier = message.custom && message.custom.red_flag_tier;
+    if (tier && ["emergency", "urgent", "unclear"].includes(tier) && lastBot) {
+      markEmergency(lastBot.bubble);
+      lastBot.entry.emergency = true;
+      save("history", history);
+    }
+  }
+
+  function setStatus(text) {
+    status.textContent = text || "";
+    status.hidden = !text;
+  }
+
+  function connect() {
+    socket = io(SERVER, { path: "/socket.io", transports: ["websocket", "polling"], reconnectionDelayMax: 10000 });
+    socket.on("connect", () => {
+      setStatus("");
+      socket.emit("session_request", { session_id: sessionId });
+    });
+    socket.on("session_confirm", (confirmed) => {
+      const id = typeof confirmed === "string" ? confirmed : confirmed && confirmed.session_id;
+      const isNew = !sessionId;
+      sessionId = id || sessionId;
+      save("session", sessionId);
+      if (isNew && history.length === 0) emit("/greet");
+    });
+    socket.on("bot_uttered", onBotMessage);
+    const unreachable = () => {
+      setTyping(false);
+      setStatus(`Can't reach the assistant right now; trying again. In an emergency, call ${EMERGENCY_NUMBER}.`);
+    };
+    socket.on("connect_error", unreachable);
+    socket.on("disconnect", unreachable);
+  }
+
+  function emit(text) {
+    socket.emit("user_uttered", { message: text, session_id: sessionId });
+    setTyping(true);
+  }
+
+  function sendMessage(shown, payload) {
+    const text = (shown || "").trim();
+    if (!text) return;
+    showMessage({ from: "user", text });
+    if (socket && socket.connected) {
+      emit(payload || text);
+    } else {
+      setStatus(`Not connected, so that wasn't sent. In an emergency, call ${EMERGENCY_NUMBER}.`);
+    }
+  }
+
+  function open() {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    save("open", true);
+    if (!socket) connect();
+    input.focus();
+  }
+
+  function closePanel() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    save("open", false);
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", () => (panel.hidden ? open() : closePanel()));
+  close.addEventListener("click", closePanel);
+  panel.addEventListener("keydown", (event) => { if (event.key === "Escape") closePanel(); });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage(input.value);
+    input.value = "";
+  });
+
+  for (const entry of history) showMessage(entry, false);
+  if (load("open", false)) open();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", createWidget);
+else createWidget();
