@@ -129,3 +129,35 @@ def test_answers_that_lead_to_booking_offer_it(faq):
     [variant, *_] = all_responses()[f"utter_faq/{faq}"]
     payloads = [b["payload"] for b in variant.get("buttons") or []]
     assert "I'd like to book a massage" in payloads
+
+
+# --- SMS: long answers have a short variant for text messages ----------------------------------
+
+SMS_LIMIT = 320   # two SMS segments; longer answers need a short variant
+SMS_VARIANT = 300
+
+
+@pytest.mark.parametrize("name", sorted(k for k in all_responses() if k.startswith("utter_faq/")))
+def test_long_answers_have_a_short_sms_variant(name):
+    variants = all_responses()[name]
+    general = [v for v in variants if not v.get("channel")]
+    sms = [v for v in variants if v.get("channel") == "twilio"]
+    if len(general[0]["text"]) > SMS_LIMIT:
+        assert len(sms) == 1 and len(sms[0]["text"]) <= SMS_VARIANT
+    else:
+        assert sms == []
+
+
+def test_the_sms_variant_is_what_the_twilio_channel_gets():
+    import asyncio
+
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    responses = all_responses()
+    nlg = TemplatedNaturalLanguageGenerator(responses)
+    tracker = DialogueStateTracker("sms-visitor", slots=[])
+    name = "utter_faq/technique_trigger_point"
+    sms = asyncio.run(nlg.generate(name, tracker, "twilio"))["text"]
+    web = asyncio.run(nlg.generate(name, tracker, "socketio"))["text"]
+    assert len(sms) <= SMS_VARIANT < len(web)

@@ -147,6 +147,89 @@ def test_keyboard_only_use_and_axe_core_finds_no_serious_problem(browser, page_u
     page.close()
 
 
+class SwitchableProxy:
+    """A TCP proxy in front of the assistant that can be cut and restored (a network outage)."""
+
+    def __init__(self, target_port: int):
+        self.port, self.target = free_port(), target_port
+        self.listener = None
+        self.sockets = []
+
+    def start(self) -> "SwitchableProxy":
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR set
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener):
+        import socket
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self):
+        import socket
+
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+        self.sockets = []
+
+
+def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(browser, assistant):
+    proxy = SwitchableProxy(assistant.port).start()
+    server, url = serve_page(f"http://127.0.0.1:{proxy.port}")
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Chat with us").click()
+        page.get_by_text("virtual assistant of Miami Massage and Head Spa").wait_for(timeout=30000)
+        status = page.locator(".ccw-status")
+        proxy.stop()
+        status.wait_for(state="visible", timeout=15000)
+        assert "Can't reach the assistant" in status.inner_text() and "911" in status.inner_text()
+        proxy.start()
+        status.wait_for(state="hidden", timeout=30000)  # reconnected by itself
+        box = page.get_by_label("Your message")
+        box.fill("What causes sciatica?")
+        box.press("Enter")
+        page.locator(".ccw-bot", has_text="sciatic nerve").first.wait_for(timeout=30000)
+        page.close()
+    finally:
+        proxy.stop()
+        server.shutdown()
+
+
 def test_an_unreachable_server_is_said_plainly(browser):
     server, url = serve_page(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     try:
