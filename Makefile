@@ -20,12 +20,13 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
 	@echo "make test   - set up and run every test (data validation, conversations, NLU scores, pytest)"
 	@echo "make shell  - chat with the assistant in this terminal"
+	@echo "make check  - check the data after an edit (plain-words problems with file and line)"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 
@@ -62,8 +63,9 @@ run: train $(WIDGET)
 shell: train
 	scripts/shell.sh
 
-validate: $(SPACY)
-	$(BIN)/python scripts/validate_data.py
+# Staff's check after an edit (plain-words problems with file and line), then Rasa's validation.
+check validate: $(SPACY)
+	$(BIN)/python scripts/check_data.py
 
 # Conversations (tests/conversations/test_*.yml): scripts/check_conversations.py
 # fails on any dialogue error and on intent accuracy below its floor.

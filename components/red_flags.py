@@ -154,8 +154,13 @@ class RedFlagDetector:
         word = token.lower_
         if len(word) < 5 or not word.isalpha() or word in self.known_words:
             return set()
+        edits = 2 if len(word) >= 8 else 1
+        if edits == 2 and any(candidate in self.known_words for candidate in _edits1(word)):
+            # One edit from a real word ("wallking" -> walking): that is the typo, so
+            # don't reach two edits away for a pattern word ("falling").
+            edits = 1
         found: Set[str] = set()
-        for d in _deletes(word, 2 if len(word) >= 8 else 1):
+        for d in _deletes(word, edits):
             found |= self._typo_index.get(d, set())
         return found
 
@@ -290,6 +295,16 @@ def detector_for(model_path: str, patterns_file: str = str(PATTERNS_FILE)) -> Re
     nlp = spacy.load(model_path)
     patterns = yaml.safe_load(Path(patterns_file).read_text(encoding="utf-8"))
     return RedFlagDetector(nlp, patterns, known_words=load_known_words())
+
+
+def _edits1(word: str) -> Set[str]:
+    """Every string one deletion, transposition, replacement or insertion away."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    return ({a + b[1:] for a, b in splits if b}
+            | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            | {a + c + b[1:] for a, b in splits if b for c in letters}
+            | {a + c + b for a, b in splits for c in letters})
 
 
 def load_known_words() -> Set[str]:
