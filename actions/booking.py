@@ -19,6 +19,7 @@ booked unless the booking system's answer says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from datetime import datetime
@@ -27,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions import booking_parsers as parse
 from actions.clinic_settings import ClinicSettings, settings
@@ -152,7 +152,7 @@ def _correction(text: str, requested: Optional[str], filled: Dict[str, Any],
     return {}
 
 
-def read_answer(latest_message: Dict[str, Any], requested: Optional[str], filled: Dict[str, Any],
+def read_answer(latest_message: Dict[str, Any], requested: str, filled: Dict[str, Any],
                 clinic: ClinicSettings) -> Dict[str, Any]:
     """What this message means for the form, as slot updates; {} means "not for the form".
 
@@ -167,8 +167,6 @@ def read_answer(latest_message: Dict[str, Any], requested: Optional[str], filled
     correction = _correction(text, requested, filled, clinic)
     if correction:
         return correction
-    if requested is None:
-        return {}
     if _has_value(requested, text, clinic):
         return {requested: text}
     if name in INTERRUPTIONS and confidence >= INTERRUPTION_CONFIDENCE and _ASIDE.search(text):
@@ -311,9 +309,6 @@ class ValidateBookingForm(FormValidationAction):
         note = None if (said_no and not found) else text
         return {"screen_notes": found, "booking_note": note}
 
-    def validate_booking_cancelled(self, value, dispatcher, tracker, domain):
-        return {"booking_cancelled": value}
-
 
 class ActionAskBookingLength(Action):
     """The session lengths come from clinic.yml, so the question is built here."""
@@ -401,8 +396,6 @@ def booking_request(tracker: Tracker, clinic: ClinicSettings) -> Dict[str, Any]:
 
 def confirmed_by_back_end(response_body: Optional[str]) -> Optional[str]:
     """The start time if the booking system's answer says the slot is booked."""
-    import json
-
     try:
         answer = json.loads(response_body or "")
     except ValueError:

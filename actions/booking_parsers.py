@@ -60,7 +60,7 @@ def parse_technique(text: str) -> Optional[str]:
     return None
 
 
-_WORD_NUMBERS = {"half": 30, "one": 60, "an": 60, "a": 60, "two": 120}
+_WORD_NUMBERS = {"one": 60, "an": 60, "a": 60, "two": 120}
 
 
 def parse_length(text: str, offered: Iterable[int]) -> Optional[int]:

@@ -11,7 +11,7 @@ then reads the ranking to offer the closest topics as buttons.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -54,15 +54,17 @@ class FaqConfidenceGate(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if self._answer_is_unsure(message):
+            if self.answer_is_unsure(message):
                 fallback = {INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME, PREDICTED_CONFIDENCE_KEY: self.threshold}
                 message.data[INTENT] = fallback
                 message.data.setdefault(INTENT_RANKING_KEY, [])
                 message.data[INTENT_RANKING_KEY].insert(0, dict(fallback))
         return messages
 
-    def _answer_is_unsure(self, message: Message) -> bool:
-        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+    def answer_is_unsure(self, message: Message, intent: Optional[Text] = None) -> bool:
+        """True when `intent` (by default the message's) is an FAQ whose chosen answer is unsure
+        (also used by the red-flag detector for the intent it falls back to)."""
+        intent = intent or (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
         if intent not in self.retrieval_intents:
             return False  # not an FAQ, or already a fallback
         selection = (message.get(RESPONSE_SELECTOR) or {}).get(intent) or {}

@@ -33,6 +33,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from components.faq_confidence_gate import FaqConfidenceGate
 from components.red_flags import PATTERNS_FILE, detector_for
 
 INTENT_NAME = "report_red_flag"
@@ -58,6 +59,9 @@ class RedFlagDetectorComponent(GraphComponent):
     def __init__(self, config: Dict[Text, Any]) -> None:
         self.config = config
         self.detector = detector_for(config["spacy_model"], config["patterns"])
+        # Judges the FAQ answer an untrusted red-flag guess would fall back to.
+        self.faq_gate = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(),
+                                           "threshold": config["fallback_threshold"]})
 
     @classmethod
     def create(
@@ -94,7 +98,7 @@ class RedFlagDetectorComponent(GraphComponent):
             tier, signs = "unclear", []
         else:
             if intent.get(INTENT_NAME_KEY) == INTENT_NAME:
-                self._demote(message, self.config["fallback_threshold"])  # a question, or an unsure guess
+                self._demote(message)  # a question, or an unsure guess
             return
         marked = {INTENT_NAME_KEY: INTENT_NAME, PREDICTED_CONFIDENCE_KEY: 1.0}
         message.set(INTENT, marked, add_to_output=True)
@@ -105,8 +109,7 @@ class RedFlagDetectorComponent(GraphComponent):
         entities += [self._entity("red_flag_sign", sign, text) for sign in signs]
         message.set(ENTITIES, entities, add_to_output=True)
 
-    @staticmethod
-    def _demote(message: Message, fallback_threshold: float) -> None:
+    def _demote(self, message: Message) -> None:
         """Sets DIET's untrusted red-flag guess aside.
 
         FallbackClassifier ran before this component and saw the guess, not the
@@ -114,14 +117,11 @@ class RedFlagDetectorComponent(GraphComponent):
         one). So the runner-up is only taken when it is an FAQ whose answer the
         FaqConfidenceGate would let through (questions about red flags land there);
         anything else becomes nlu_fallback, never a low-confidence intent."""
-        from components.faq_confidence_gate import FaqConfidenceGate
-
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != INTENT_NAME]
         best = dict(ranking[0]) if ranking else {}
-        message.set(INTENT, best, add_to_output=True)
-        gate = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": fallback_threshold})
-        if best.get(INTENT_NAME_KEY) not in gate.retrieval_intents or gate._answer_is_unsure(message):
-            best = {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: fallback_threshold}
+        name = best.get(INTENT_NAME_KEY)
+        if name not in self.faq_gate.retrieval_intents or self.faq_gate.answer_is_unsure(message, name):
+            best = {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: self.config["fallback_threshold"]}
             ranking = [dict(best)] + ranking
         message.set(INTENT, best, add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)

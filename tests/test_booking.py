@@ -15,7 +15,6 @@ import sys
 import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from threading import Thread
 from typing import Any, Dict, Optional
 from zoneinfo import ZoneInfo
@@ -27,7 +26,7 @@ from actions.booking import ActionAskBookingConsent, ActionFinishBooking, Valida
 from actions.outbox import Outbox
 from scripts.webhook_receiver import WebhookReceiver
 from tests.conftest import ROOT, make_tracker, run_action
-from tests.running_assistant import BOOKING_SECRET, STAFF_SECRET, Receiver, free_port, text_of
+from tests.running_assistant import BOOKING_SECRET, STAFF_SECRET, free_port, text_of
 
 NOW = datetime(2026, 11, 20, 14, 0, tzinfo=ZoneInfo("America/New_York"))  # a Friday afternoon
 

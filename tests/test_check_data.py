@@ -1,5 +1,4 @@
 """`make check` (scripts/check_data.py): each check, fed a broken data set, says what is wrong in plain words."""
-from pathlib import Path
 
 import pytest
 
