@@ -20,13 +20,18 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
 	@echo "make test   - set up and run every test (data validation, conversations, NLU scores, pytest)"
 	@echo "make shell  - chat with the assistant in this terminal"
 	@echo "make check  - check the data after an edit (plain-words problems with file and line)"
+	@echo "make reload - after an edit: check, retrain and load the new model into the running assistant"
+	@echo "make report - how well it understands unseen questions, against the baseline (results/quality/)"
+	@echo "make export-unsure - messages it was unsure about, masked, to label (SINCE=, UNTIL=, DB=)"
+	@echo "make merge-labelled FILE=... - add the labelled messages to the training data"
+	@echo "make topics - every topic a message can be labelled with"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 
@@ -67,6 +72,36 @@ shell: train
 check validate: $(SPACY)
 	$(BIN)/python scripts/check_data.py
 
+# Staff's one command after an edit: check the data and clinic settings, retrain if
+# anything changed, and load the new model into the running assistant (no restart).
+reload: check
+	$(BIN)/python -m actions.clinic_settings
+	$(BIN)/python scripts/train_if_changed.py
+	$(BIN)/python scripts/reload_model.py
+
+# How well the assistant understands unseen questions, compared with the committed
+# baseline (tests/quality_baseline.json): results/quality/report.md and confusion.png.
+report: test-nlu
+
+# After a change that improves the scores: store them as the new baseline (commit it).
+baseline: test-nlu
+	$(BIN)/python scripts/quality_report.py results/nlu --save-baseline
+
+# Messages the assistant was unsure about, masked, to label in a spreadsheet:
+#   make export-unsure [SINCE=2026-11-01] [UNTIL=2026-11-20] [DB=postgresql://...]
+export-unsure: $(STAMP)
+	$(BIN)/python scripts/export_unsure.py $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL)) \
+	  $(if $(DAYS),--days $(DAYS)) $(if $(DB),--db "$(DB)")
+
+# Adds the labelled rows to data/ (all or nothing, checked): make merge-labelled FILE=var/review/....csv
+merge-labelled: $(SPACY)
+	@if [ -z "$(FILE)" ]; then echo "Say which file: make merge-labelled FILE=var/review/unsure_....csv"; exit 2; fi
+	$(BIN)/python scripts/merge_labelled.py "$(FILE)"
+
+# Every topic a message can be labelled with, and its first example.
+topics: $(STAMP)
+	$(BIN)/python scripts/merge_labelled.py --topics
+
 # Conversations (tests/conversations/test_*.yml): scripts/check_conversations.py
 # fails on any dialogue error and on intent accuracy below its floor.
 test-stories: train
@@ -77,6 +112,7 @@ test-nlu: train
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
 	$(BIN)/python scripts/check_nlu_scores.py results/nlu \
 	  --min-intent-f1 $(MIN_INTENT_F1) --min-response-f1 $(MIN_RESPONSE_F1)
+	$(BIN)/python scripts/quality_report.py results/nlu --fail-if-worse
 
 # The widget's browser test needs Debian's chromium; installed here when we can
 # (root with apt-get), otherwise that test is skipped and says why.

@@ -7,11 +7,11 @@ answer then points to staff instead. CLINIC_CONFIG can name another file
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Tuple
 from urllib.parse import urlparse
@@ -21,6 +21,7 @@ import yaml
 
 from actions.outbox import Destination
 
+logger = logging.getLogger(__name__)
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "clinic.yml"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -167,10 +168,38 @@ def load_settings(path: Optional[Path] = None) -> ClinicSettings:
     return ClinicSettings(**values)
 
 
-@lru_cache(maxsize=1)
-def settings() -> ClinicSettings:
-    """The settings used by the running action server (read once)."""
-    return load_settings()
+class _LiveSettings:
+    """The settings the running action server uses. Re-read when clinic.yml
+    changes (staff edit it and run `make reload`, no restart); an edit that
+    breaks the file is logged and the last good settings stay in use, so a
+    typo never takes the assistant down."""
+
+    def __init__(self) -> None:
+        self._loaded: Optional[ClinicSettings] = None
+        self._stamp: Optional[Tuple[str, int, int]] = None
+
+    def __call__(self) -> ClinicSettings:
+        path = Path(os.environ.get("CLINIC_CONFIG") or DEFAULT_PATH)
+        try:
+            status = path.stat()
+            stamp = (str(path), status.st_mtime_ns, status.st_size)
+        except OSError:
+            stamp = (str(path), -1, -1)
+        if self._loaded is None or stamp != self._stamp:
+            try:
+                self._loaded = load_settings(path)
+            except ClinicConfigError as error:
+                if self._loaded is None:
+                    raise
+                logger.error("Clinic settings not reloaded, still using the previous ones: %s", error)
+            self._stamp = stamp
+        return self._loaded
+
+    def cache_clear(self) -> None:
+        self._loaded = self._stamp = None
+
+
+settings = _LiveSettings()
 
 
 def main() -> int:

@@ -11,6 +11,8 @@ fails) and warnings (it passes, but look):
   problem  an answer too long for a chat bubble (or an SMS variant too long)
   problem  an FAQ example that describes an emergency or urgent symptom: the
            assistant would treat it as a red flag, never as the question
+  problem  a topic without test questions in tests/nlu/, or an FAQ without a
+           test conversation in tests/conversations/
   warning  examples of two topics so alike that the model will mix them up
 
 Then it runs Rasa's own data validation (scripts/validate_data.py).
@@ -30,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 MIN_FAQ_EXAMPLES = 10
 MIN_OTHER_EXAMPLES = 10
+MIN_TEST_QUESTIONS = 3
 MAX_ANSWER_CHARS = 500
 MAX_SMS_CHARS = 300
 SIMILAR = 0.8  # cosine similarity of character 3-5-grams above which two examples look the same to the model
@@ -198,11 +201,42 @@ def check_red_flag_examples(examples: List[Example], findings: List[Finding], sp
                                         "question instead (\"what are ...?\") or remove it"))
 
 
+def check_tests(examples: List[Example], tests_dir: Path, findings: List[Finding]) -> None:
+    """Every FAQ needs questions the model never learned from (tests/nlu/) and a test
+    conversation (tests/conversations/test_*.yml), so `make test` measures it."""
+    held_out: Dict[str, int] = defaultdict(int)
+    for path in sorted((tests_dir / "nlu").glob("*.yml")):
+        content = read_yaml(path, findings) or {}
+        for block in content.get("nlu") or []:
+            held_out[block.get("intent")] += sum(1 for line in (block.get("examples") or "").splitlines()
+                                                 if line.strip().startswith("- "))
+    in_conversations = set()
+    for path in sorted((tests_dir / "conversations").glob("test_*.yml")):
+        for story in (read_yaml(path, findings) or {}).get("stories") or []:
+            in_conversations.update(step.get("intent") for step in story.get("steps") or [])
+    first: Dict[str, Example] = {}
+    for example in examples:
+        first.setdefault(example.intent, example)
+    for intent, example in sorted(first.items()):
+        if held_out[intent] < MIN_TEST_QUESTIONS:
+            findings.append(Finding("problem", example.file, example.line,
+                                    f"'{intent}' has {held_out[intent]} test question(s) in tests/nlu/; add at "
+                                    f"least {MIN_TEST_QUESTIONS} other ways a visitor might ask (not copies of "
+                                    "the examples), so the tests measure it (docs/staff-guide.md, step 3)"))
+        if intent.startswith("faq/") and intent not in in_conversations:
+            findings.append(Finding("problem", example.file, example.line,
+                                    f"'{intent}' has no test conversation: add one to a "
+                                    "tests/conversations/test_*.yml file (docs/staff-guide.md, step 3)"))
+
+
 def check(data_dir: Path = ROOT / "data", domain_file: Path = ROOT / "domain.yml",
-          spacy_model: Path = ROOT / "build" / "spacy_en") -> List[Finding]:
+          spacy_model: Path = ROOT / "build" / "spacy_en", tests_dir: Optional[Path] = None) -> List[Finding]:
+    """All content checks; `tests_dir` (tests/) also checks every topic is tested."""
     findings: List[Finding] = []
     examples, responses, _ = gather(data_dir, domain_file, findings)
     check_faqs(examples, responses, findings)
+    if tests_dir is not None:
+        check_tests(examples, tests_dir, findings)
     check_duplicates(examples, findings)
     check_lengths(responses, findings)
     check_red_flag_examples(examples, findings, spacy_model)
@@ -211,7 +245,7 @@ def check(data_dir: Path = ROOT / "data", domain_file: Path = ROOT / "domain.yml
 
 
 def main(argv: List[str]) -> int:
-    findings = check()
+    findings = check(tests_dir=ROOT / "tests")
     problems = [f for f in findings if f.level == "problem"]
     for finding in sorted(findings, key=lambda f: (f.level != "problem", str(f.file), f.line)):
         print(finding)

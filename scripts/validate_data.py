@@ -8,6 +8,7 @@ really is a form question or named in actions/*.py. Anything else fails.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv" / "bin" / "rasa"
 
 
-def used_outside_stories() -> set:
-    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+def used_outside_stories(root: Path = ROOT) -> set:
+    domain = yaml.safe_load((root / "domain.yml").read_text())
     form_slots = {slot for form in (domain.get("forms") or {}).values() for slot in form.get("required_slots", [])}
     used = {f"utter_ask_{slot}" for slot in form_slots}
     code = "\n".join(p.read_text() for p in (ROOT / "actions").glob("*.py"))
@@ -31,13 +32,15 @@ def used_outside_stories() -> set:
     return used
 
 
-def main() -> int:
-    result = subprocess.run([str(RASA), "data", "validate"], cwd=ROOT, capture_output=True, text=True)
+def main(root: Path = ROOT) -> int:
+    """Validates the project in `root` (this one by default; merge_labelled.py's tests use a copy)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # config.yml names this project's components
+    result = subprocess.run([str(RASA), "data", "validate"], cwd=root, capture_output=True, text=True, env=env)
     output = result.stdout + result.stderr
     print(output[-4000:] if result.returncode else "", end="")
     if result.returncode:
         return result.returncode
-    allowed = used_outside_stories()
+    allowed = used_outside_stories(root)
     problems = []
     for line in output.splitlines():
         if "UserWarning" not in line and "is not used in any story" not in line:
@@ -57,4 +60,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT))

@@ -89,3 +89,25 @@ def test_examples_so_alike_the_model_will_mix_them_up_are_a_warning(data):
 def test_the_shipped_data_passes():
     problems = [f for f in check() if f.level == "problem"]
     assert problems == []
+
+
+def test_a_new_faq_without_test_questions_or_a_test_conversation(tmp_path, data):
+    data(stretches=faq("stretches", TEN))
+    tests = tmp_path / "tests"
+    (tests / "nlu").mkdir(parents=True)
+    (tests / "conversations").mkdir()
+    findings = [str(f) for f in check(tmp_path / "data", tmp_path / "domain.yml", ROOT / "build" / "spacy_en",
+                                      tests_dir=tests)]
+    assert any("'faq/stretches' has 0 test question(s) in tests/nlu/; add at least 3" in f for f in findings)
+    assert any("'faq/stretches' has no test conversation" in f for f in findings)
+    (tests / "nlu" / "holdout.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: faq/stretches\n  examples: |\n    - a\n    - b\n    - c\n')
+    (tests / "conversations" / "test_new.yml").write_text(
+        'version: "3.1"\nstories:\n- story: s\n  steps:\n  - user: |\n      hi\n    intent: faq/stretches\n'
+        '  - action: utter_faq\n')
+    assert check(tmp_path / "data", tmp_path / "domain.yml", ROOT / "build" / "spacy_en", tests_dir=tests) == []
+
+
+def test_the_shipped_data_and_tests_pass():
+    problems = [f for f in check(tests_dir=ROOT / "tests") if f.level == "problem"]
+    assert problems == []

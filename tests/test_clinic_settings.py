@@ -1,4 +1,5 @@
 """clinic.yml is checked at start-up with messages that say what is wrong."""
+import os
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,19 @@ def test_the_action_server_refuses_to_start_with_bad_settings(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import actions.startup"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 1 and "'email' does not look valid" in result.stderr
+
+
+def test_an_edited_clinic_file_is_used_without_a_restart_and_a_broken_edit_keeps_the_last_good_one(
+        clinic_config, caplog):
+    from actions.clinic_settings import settings
+
+    first = clinic_config(hours="Mon-Fri 9-5")
+    assert settings().hours == "Mon-Fri 9-5"
+    path = Path(os.environ["CLINIC_CONFIG"])
+    values = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**values, "hours": "Mon-Sat 9-6"}))
+    assert settings().hours == "Mon-Sat 9-6"
+    path.write_text("name: [unclosed\n")
+    assert settings().hours == "Mon-Sat 9-6"
+    assert "not reloaded" in caplog.text
+    assert first.name == settings().name
