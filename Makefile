@@ -70,7 +70,7 @@ shell: train
 
 # Staff's check after an edit (plain-words problems with file and line), then Rasa's validation.
 check validate: $(SPACY)
-	$(BIN)/python scripts/check_data.py
+	$(BIN)/python scripts/check_data.py $(if $(ALL),--all)
 
 # Staff's one command after an edit: check the data and clinic settings, retrain if
 # anything changed, and load the new model into the running assistant (no restart).

@@ -244,16 +244,41 @@ def check(data_dir: Path = ROOT / "data", domain_file: Path = ROOT / "domain.yml
     return findings
 
 
+def changed_files() -> Optional[List[str]]:
+    """Data files edited since the last commit (None when git can't tell: show everything)."""
+    try:
+        result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "data"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return [line[3:].strip().split(" -> ")[-1] for line in result.stdout.splitlines() if line.strip()]
+
+
+def about_changed_files(finding: Finding, changed: Optional[List[str]]) -> bool:
+    if changed is None:
+        return True
+    return any(str(finding.file).endswith(name) or Path(name).name in finding.message for name in changed)
+
+
 def main(argv: List[str]) -> int:
     findings = check(tests_dir=ROOT / "tests")
     problems = [f for f in findings if f.level == "problem"]
-    for finding in sorted(findings, key=lambda f: (f.level != "problem", str(f.file), f.line)):
+    warnings = [f for f in findings if f.level != "problem"]
+    # Warnings about files nobody touched were seen (and accepted) before: show only
+    # the ones about this edit, unless asked for all (make check ALL=1).
+    changed = None if "--all" in argv else changed_files()
+    shown = [w for w in warnings if about_changed_files(w, changed)]
+    for finding in sorted(problems, key=lambda f: (str(f.file), f.line)) + shown:
         print(finding)
+    hidden = len(warnings) - len(shown)
+    hidden_note = f"; {hidden} older warning(s) about files you didn't change: make check ALL=1" if hidden else ""
     if problems:
         print(f"\n{len(problems)} problem(s) to fix before the assistant can be retrained "
-              f"({len(findings) - len(problems)} warning(s)).")
+              f"({len(shown)} warning(s){hidden_note}).")
         return 1
-    print(f"Content checks: no problems ({len(findings)} warning(s)). Now Rasa's own validation ...")
+    print(f"Content checks: no problems ({len(shown)} warning(s){hidden_note}). Now Rasa's own validation ...")
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "validate_data.py")], cwd=ROOT).returncode
 
 

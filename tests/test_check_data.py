@@ -111,3 +111,17 @@ def test_a_new_faq_without_test_questions_or_a_test_conversation(tmp_path, data)
 def test_the_shipped_data_and_tests_pass():
     problems = [f for f in check(tests_dir=ROOT / "tests") if f.level == "problem"]
     assert problems == []
+
+
+def test_warnings_are_shown_for_the_files_being_edited_not_for_untouched_ones():
+    from scripts.check_data import Finding, about_changed_files
+
+    untouched = Finding("warning", ROOT / "data/nlu/clinic.yml", 87, "'location' (ask_location) reads almost like "
+                        "'sciatic nerve location' (faq/sciatic_nerve, sciatic_nerve.yml:9)")
+    about_new = Finding("warning", ROOT / "data/faq/sciatica_in_pregnancy.yml", 7, "'Why do pregnant women get "
+                        "sciatica?' reads almost like 'massage for pregnant women?' (faq/prenatal_massage, "
+                        "prenatal_massage.yml:12)")
+    changed = ["data/faq/prenatal_massage.yml"]
+    assert not about_changed_files(untouched, changed)
+    assert about_changed_files(about_new, changed)
+    assert about_changed_files(untouched, None)  # git can't tell: show everything
