@@ -63,7 +63,8 @@ def load_scores(results: Path) -> dict:
 def confusions(results: Path) -> Counter:
     """(asked, taken for) -> how many held-out questions."""
     pairs: Counter = Counter()
-    for error in json.loads((results / "intent_errors.json").read_text()) if (results / "intent_errors.json").exists() else []:
+    path = results / "intent_errors.json"
+    for error in json.loads(path.read_text()) if path.exists() else []:
         pairs[(ANY_FAQ.get(error["intent"], error["intent"]),
                ANY_FAQ.get(error["intent_prediction"]["name"], error["intent_prediction"]["name"]))] += 1
     path = results / "response_selection_errors.json"
