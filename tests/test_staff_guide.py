@@ -54,3 +54,12 @@ def test_the_example_answer_claims_nothing_the_clinic_has_not_confirmed():
     answer = yaml.safe_load(FILES["data/faq/prenatal_massage.yml"])["responses"]["utter_faq/prenatal_massage"][0]
     assert "staff will confirm" in answer["text"] and len(answer["text"]) <= 320
     assert not re.search(r"\$|\d+ ?(minutes|min)\b|we offer|yes,", answer["text"], re.IGNORECASE)
+
+
+def test_the_example_causes_no_warning_and_the_guide_quotes_todays_count_of_older_ones(project):
+    for path, text in FILES.items():
+        (project / path).write_text(text)
+    warnings = [str(f) for f in run_check(project) if f.level != "problem"]
+    assert not [w for w in warnings if "prenatal_massage" in w]
+    quoted = set(re.findall(r"(\d+) older warning\(s\)", GUIDE))
+    assert quoted == {str(len(warnings))}
