@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -86,10 +86,11 @@ def read_yaml(path: Path, findings: List[Finding]) -> Optional[dict]:
         return None
 
 
-def gather(data_dir: Path, domain_file: Path, findings: List[Finding]):
+def read_nlu(directory: Path, findings: List[Finding]):
+    """Every example (with its file and line) and response in the YAML files under `directory`."""
     examples: List[Example] = []
     responses: Dict[str, Tuple[list, Path, int]] = {}
-    for path in sorted(data_dir.rglob("*.yml")):
+    for path in sorted(directory.rglob("*.yml")):
         content = read_yaml(path, findings)
         if content is None:
             continue
@@ -105,6 +106,11 @@ def gather(data_dir: Path, domain_file: Path, findings: List[Finding]):
                     examples.append(Example(text, intent, path, line_of(lines, text, start)))
         for name, variants in (content.get("responses") or {}).items():
             responses[name] = (variants or [], path, line_of(lines, f"{name}:"))
+    return examples, responses
+
+
+def gather(data_dir: Path, domain_file: Path, findings: List[Finding]):
+    examples, responses = read_nlu(data_dir, findings)
     domain = read_yaml(domain_file, findings) or {}
     domain_lines = domain_file.read_text(encoding="utf-8").splitlines() if domain_file.exists() else []
     for name, variants in (domain.get("responses") or {}).items():
@@ -204,12 +210,7 @@ def check_red_flag_examples(examples: List[Example], findings: List[Finding], sp
 def check_tests(examples: List[Example], tests_dir: Path, findings: List[Finding]) -> None:
     """Every FAQ needs questions the model never learned from (tests/nlu/) and a test
     conversation (tests/conversations/test_*.yml), so `make test` measures it."""
-    held_out: Dict[str, int] = defaultdict(int)
-    for path in sorted((tests_dir / "nlu").glob("*.yml")):
-        content = read_yaml(path, findings) or {}
-        for block in content.get("nlu") or []:
-            held_out[block.get("intent")] += sum(1 for line in (block.get("examples") or "").splitlines()
-                                                 if line.strip().startswith("- "))
+    held_out = Counter(example.intent for example in read_nlu(tests_dir / "nlu", findings)[0])
     in_conversations = set()
     for path in sorted((tests_dir / "conversations").glob("test_*.yml")):
         for story in (read_yaml(path, findings) or {}).get("stories") or []:

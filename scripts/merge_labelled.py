@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.check_data import check, gather, normalise  # noqa: E402
+from scripts.check_data import check, gather, normalise, read_nlu  # noqa: E402
 
 SKIP = {"", "skip", "-", "none", "ignore"}
 MASKS = re.compile(r"\[(name|phone|email)\]", re.IGNORECASE)
@@ -72,15 +70,6 @@ def read_rows(path: Path) -> List[Tuple[int, Dict[str, str]]]:
     return [(number, {k: (v or "").strip() for k, v in row.items() if k}) for number, row in enumerate(reader, 2)]
 
 
-def known_intents(data_dir: Path) -> Dict[str, Path]:
-    found: Dict[str, Path] = {}
-    for path in sorted(data_dir.rglob("*.yml")):
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            if block.get("intent"):
-                found.setdefault(block["intent"], path)
-    return found
-
-
 def resolve_label(label: str, intents: Dict[str, Path]) -> Optional[str]:
     label = label.strip().strip("'\"")
     for candidate in (label, f"faq/{label}", label.lower(), f"faq/{label.lower()}"):
@@ -89,21 +78,13 @@ def resolve_label(label: str, intents: Dict[str, Path]) -> Optional[str]:
     return None
 
 
-def held_out(tests_dir: Path) -> Dict[str, str]:
-    found = {}
-    for path in sorted(tests_dir.glob("*.yml")):
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            for line in (block.get("examples") or "").splitlines():
-                if line.strip().startswith("- "):
-                    found[normalise(line.strip()[2:])] = path.name
-    return found
-
-
 def validate(rows, data_dir: Path, domain: Path, tests_dir: Path, spacy_model: Path):
-    intents = known_intents(data_dir)
     examples, _, _ = gather(data_dir, domain, [])
+    intents: Dict[str, Path] = {}  # topic -> the file that holds its examples
+    for example in examples:
+        intents.setdefault(example.intent, example.file)
     existing = {normalise(e.text): e for e in examples}
-    tests = held_out(tests_dir)
+    tests = {normalise(e.text): e.file.name for e in read_nlu(tests_dir, [])[0]}
     detector = None
     if (spacy_model / "meta.json").exists():
         from components.red_flags import detector_for

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -60,32 +60,18 @@ def load_scores(results: Path) -> dict:
     }
 
 
-def confusions(results: Path) -> Counter:
-    """(asked, taken for) -> how many held-out questions."""
-    pairs: Counter = Counter()
-    path = results / "intent_errors.json"
-    for error in json.loads(path.read_text()) if path.exists() else []:
-        pairs[(ANY_FAQ.get(error["intent"], error["intent"]),
-               ANY_FAQ.get(error["intent_prediction"]["name"], error["intent_prediction"]["name"]))] += 1
-    path = results / "response_selection_errors.json"
-    for error in json.loads(path.read_text()) if path.exists() else []:
-        predicted = (error.get("intent_response_key_prediction") or {}).get("name")
-        if predicted:
-            pairs[(error["intent_response_key_target"], predicted)] += 1
-    return pairs
-
-
-def examples_of(results: Path, asked: str, taken: str, count: int = 2) -> List[str]:
-    found = []
+def mix_ups(results: Path) -> Dict[Tuple[str, str], List[str]]:
+    """(asked, taken for) -> the held-out questions answered that way, from Rasa's error files."""
+    found: Dict[Tuple[str, str], List[str]] = defaultdict(list)
     for name, key_true, key_pred in (("intent_errors.json", "intent", "intent_prediction"),
                                      ("response_selection_errors.json", "intent_response_key_target",
                                       "intent_response_key_prediction")):
         path = results / name
         for error in json.loads(path.read_text()) if path.exists() else []:
             true, predicted = error.get(key_true), (error.get(key_pred) or {}).get("name")
-            if ANY_FAQ.get(true, true) == asked and ANY_FAQ.get(predicted, predicted) == taken:
-                found.append(error["text"])
-    return found[:count]
+            if predicted:
+                found[(ANY_FAQ.get(true, true), ANY_FAQ.get(predicted, predicted))].append(error["text"])
+    return found
 
 
 def draw_confusion(pairs: Counter, out: Path, most: int = 16) -> Optional[Path]:
@@ -152,8 +138,8 @@ def compare(scores: dict, baseline: Optional[dict], max_drop: float) -> Tuple[Li
     return lines, worse
 
 
-def write_report(scores: dict, pairs: Counter, results: Path, out: Path, comparison: List[str],
-                 picture: Optional[Path]) -> Path:
+def write_report(scores: dict, pairs: Counter, questions: Dict[Tuple[str, str], List[str]], out: Path,
+                 comparison: List[str], picture: Optional[Path]) -> Path:
     lines = ["# How well the assistant understands new questions", "",
              f"Measured on {scores['questions']} held-out questions (tests/nlu/), which the assistant never "
              "learned from. F1 runs from 0 (always wrong) to 1 (always right).", "",
@@ -164,7 +150,7 @@ def write_report(scores: dict, pairs: Counter, results: Path, out: Path, compari
     lines += ["", "## Most often mixed up", "",
               "| asked about | taken for | times | for example |", "|---|---|---|---|"]
     for (asked, taken), n in pairs.most_common(10):
-        sample = "; ".join(f"\"{t}\"" for t in examples_of(results, asked, taken))
+        sample = "; ".join(f"\"{t}\"" for t in questions[(asked, taken)][:2])
         lines.append(f"| {asked} | {taken} | {n} | {sample} |")
     if picture:
         lines += ["", f"![Topics mixed up]({picture.name})", "",
@@ -199,10 +185,11 @@ def main(argv=None) -> int:
         return 0
     baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else None
     args.out.mkdir(parents=True, exist_ok=True)
-    pairs = confusions(args.results)
+    questions = mix_ups(args.results)
+    pairs = Counter({pair: len(texts) for pair, texts in questions.items()})
     picture = draw_confusion(pairs, args.out / "confusion.png")
     comparison, worse = compare(scores, baseline, args.max_drop)
-    report = write_report(scores, pairs, args.results, args.out, comparison, picture)
+    report = write_report(scores, pairs, questions, args.out, comparison, picture)
     (args.out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
 
     print("\n".join(comparison))

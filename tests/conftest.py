@@ -91,3 +91,15 @@ def assistant(tmp_path_factory, receiver):
                         booking_webhook_url=receiver.booking_url())
     yield running
     running.close()
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the data, domain, config and tests to edit (staff tools, the staff guide's example)."""
+    import shutil
+
+    for name in ("data", "tests/nlu", "tests/conversations"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    for name in ("domain.yml", "config.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path

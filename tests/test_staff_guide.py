@@ -3,10 +3,8 @@ its files pass `make check`, and the check's messages are the ones the guide sho
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 from scripts.check_data import check
@@ -15,14 +13,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "staff-guide.md").read_text()
 # "Create `path` ...:" or "and `path`:" followed by a ```yaml block.
 FILES = dict(re.findall(r"`([\w/.-]+\.yml)`[^`]*?:\n\n```yaml\n(.*?)```", GUIDE, re.DOTALL))
-
-
-@pytest.fixture
-def project(tmp_path):
-    for name in ("data", "tests/nlu", "tests/conversations"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copy(ROOT / "domain.yml", tmp_path / "domain.yml")
-    return tmp_path
 
 
 def run_check(project):

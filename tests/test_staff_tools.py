@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -104,16 +103,6 @@ def test_the_default_store_is_the_one_in_endpoints_yml(tmp_path, monkeypatch):
 
 
 # --- merge: labelled rows into the training data ------------------------------------------------
-
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the data, the domain and the held-out tests to merge into."""
-    for name in ("data", "tests/nlu", "tests/conversations"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    for name in ("domain.yml", "config.yml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    return tmp_path
-
 
 def labelled(project, rows, delimiter=","):
     path = project / "labelled.csv"
