@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import yaml
 
@@ -97,6 +97,7 @@ class RedFlagDetector:
                                  f"or tier '{sign.get('tier')}' (use one of {', '.join(TIERS)})")
         # Typo tolerance: a SymSpell-style index of every pattern word.
         self.known_words = known_words or set()
+        self._indexes: Dict[int, Dict[str, List[int]]] = {}  # phrase list -> its first-word index
         self._typo_index: Dict[str, Set[str]] = {}
         for phrases in list(self.concepts.values()) + [self.neg_before, self.neg_after]:
             for phrase in phrases:
@@ -171,17 +172,35 @@ class RedFlagDetector:
         # A pattern word written in its base form ("leg") matches every form ("legs").
         return word.lower == word.lemma and word.lemma in keys
 
-    def _find(self, phrases: Iterable[List[_Word]], keys, typos, blocked: Set[int]) -> List[Tuple[int, int]]:
-        spans = []
+    @staticmethod
+    def _first_word_index(phrases: List[List[_Word]]) -> Dict[str, List[int]]:
+        """Which phrases can start at a token, by the keys their first word matches
+        (the same test as _word_matches), so _find tries a handful of phrases per
+        token instead of all of them."""
+        index: Dict[str, List[int]] = {}
+        for number, phrase in enumerate(phrases):
+            first = phrase[0]
+            terms = {first.lower, first.norm} | ({first.lemma} if first.lower == first.lemma else set())
+            for term in terms:
+                index.setdefault(term, []).append(number)
+        return index
+
+    def _find(self, phrases: List[List[_Word]], keys, typos, blocked: Set[int]) -> List[Tuple[int, int]]:
+        index = self._indexes.get(id(phrases))
+        if index is None:
+            index = self._indexes[id(phrases)] = self._first_word_index(phrases)
+        found = []
         n = len(keys)
-        for phrase in phrases:
-            size = len(phrase)
-            for start in range(n - size + 1):
-                if any(i in blocked for i in range(start, start + size)):
+        for start in range(n):
+            candidates = {number for term in keys[start] | typos[start] for number in index.get(term, ())}
+            for number in candidates:
+                phrase = phrases[number]
+                size = len(phrase)
+                if start + size > n or any(i in blocked for i in range(start, start + size)):
                     continue
                 if all(self._word_matches(phrase[j], keys[start + j], typos[start + j]) for j in range(size)):
-                    spans.append((start, start + size))
-        return spans
+                    found.append((number, start, start + size))
+        return [(start, end) for _, start, end in sorted(found)]  # in phrase order, as before
 
     @staticmethod
     def _clauses(doc) -> List[int]:
