@@ -20,7 +20,7 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate reload report baseline export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline benchmark export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
@@ -34,6 +34,7 @@ help:
 	@echo "make topics - every topic a message can be labelled with"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
+	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~30 min)"
 
 install: $(STAMP)
 
@@ -101,6 +102,12 @@ merge-labelled: $(SPACY)
 # Every topic a message can be labelled with, and its first example.
 topics: $(STAMP)
 	$(BIN)/python scripts/merge_labelled.py --topics
+
+# This config.yml against the stock one `rasa init` writes, on the same data and
+# machine (~30 min; not part of `make test`): docs/benchmark/results.md, .json, latency.png.
+# Options: make benchmark ARGS="--messages 300 --levels 1,8"
+benchmark: $(SPACY) $(STAMP)
+	$(BIN)/python -m benchmark.run $(ARGS)
 
 # Conversations (tests/conversations/test_*.yml): scripts/check_conversations.py
 # fails on any dialogue error and on intent accuracy below its floor.
