@@ -20,7 +20,7 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate reload report baseline benchmark export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline benchmark forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
@@ -32,6 +32,7 @@ help:
 	@echo "make export-unsure - messages it was unsure about, masked, to label (SINCE=, UNTIL=, DB=)"
 	@echo "make merge-labelled FILE=... - add the labelled messages to the training data"
 	@echo "make topics - every topic a message can be labelled with"
+	@echo "make forget-old - delete conversations idle longer than clinic.yml's keep_conversations_days"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~30 min)"
@@ -98,6 +99,12 @@ export-unsure: $(STAMP)
 merge-labelled: $(SPACY)
 	@if [ -z "$(FILE)" ]; then echo "Say which file: make merge-labelled FILE=var/review/unsure_....csv"; exit 2; fi
 	$(BIN)/python scripts/merge_labelled.py "$(FILE)"
+
+# Deletes conversations idle longer than clinic.yml's keep_conversations_days; run it daily.
+#   make forget-old [DAYS=90] [DB=postgresql://...] [DRY_RUN=1]
+forget-old: $(STAMP)
+	$(BIN)/python scripts/forget_old_conversations.py $(if $(DAYS),--days $(DAYS)) $(if $(DB),--db "$(DB)") \
+	  $(if $(DRY_RUN),--dry-run)
 
 # Every topic a message can be labelled with, and its first example.
 topics: $(STAMP)

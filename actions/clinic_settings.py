@@ -49,6 +49,8 @@ class ClinicSettings:
     gift_cards: str = ""
     # Session lengths (minutes) the booking form offers; empty: it doesn't ask.
     session_lengths: Tuple[int, ...] = ()
+    # Conversations with no message for this many days are deleted by `make forget-old`.
+    keep_conversations_days: int = 90
     # Where booking requests go (the booking system's webhook, signed JSON POST).
     booking_webhook_url: str = ""
     # Where staff hear about escalations and hand-overs (signed JSON POST).
@@ -112,6 +114,14 @@ def _session_lengths(path: Path, raw) -> Tuple[int, ...]:
     return tuple(raw)
 
 
+def _days(path: Path, raw) -> int:
+    if raw in (None, ""):
+        return ClinicSettings.keep_conversations_days
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= 3650:
+        raise ClinicConfigError(f"{path}: 'keep_conversations_days' should be a number of days, such as 90")
+    return raw
+
+
 def load_settings(path: Optional[Path] = None) -> ClinicSettings:
     path = Path(path or os.environ.get("CLINIC_CONFIG") or DEFAULT_PATH)
     try:
@@ -132,7 +142,8 @@ def load_settings(path: Optional[Path] = None) -> ClinicSettings:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ClinicConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = {"session_lengths": _session_lengths(path, raw.pop("session_lengths", None))}
+    values = {"session_lengths": _session_lengths(path, raw.pop("session_lengths", None)),
+              "keep_conversations_days": _days(path, raw.pop("keep_conversations_days", None))}
     for key, value in raw.items():
         if value is None:
             value = ""
