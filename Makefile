@@ -35,7 +35,7 @@ help:
 	@echo "make forget-old - delete conversations idle longer than clinic.yml's keep_conversations_days"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
-	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~30 min)"
+	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~20 min)"
 
 install: $(STAMP)
 
@@ -111,7 +111,7 @@ topics: $(STAMP)
 	$(BIN)/python scripts/merge_labelled.py --topics
 
 # This config.yml against the stock one `rasa init` writes, on the same data and
-# machine (~30 min; not part of `make test`): docs/benchmark/results.md, .json, latency.png.
+# machine (~20 min; not part of `make test`): docs/benchmark/results.md, .json, latency.png.
 # Options: make benchmark ARGS="--messages 300 --levels 1,8"
 benchmark: $(SPACY) $(STAMP)
 	$(BIN)/python -m benchmark.run $(ARGS)

@@ -1,4 +1,4 @@
-"""The benchmark's own parts (`make benchmark` itself takes half an hour and is not
+"""The benchmark's own parts (`make benchmark` itself takes about 20 minutes and is not
 part of the test command): the fixed workload, the load replayer against a real
 HTTP server, and the report that decides whether a target was met."""
 from __future__ import annotations
