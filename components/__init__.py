@@ -1,9 +1,13 @@
 """Custom Rasa NLU components of this project (referenced by path in config.yml).
 
-Rasa imports this package to load the pipeline, which also installs the faster
-check of the action server's answers (action_response_check.py): same schema,
-same errors, the schema itself checked once instead of on every call.
+Rasa imports this package to load the pipeline, which also installs two
+adjustments to how the Rasa server treats the action server:
+- action_response_check.py: its answers are checked against the same schema
+  with the same errors, the schema itself checked once instead of on every call;
+- action_server_down.py: when it can't be reached, the visitor is told and
+  given the clinic's contacts instead of getting no reply.
 """
-from components import action_response_check
+from components import action_response_check, action_server_down
 
 action_response_check.install()
+action_server_down.install()

@@ -4,6 +4,7 @@ starts them (here on free ports, with a temporary database)."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,28 @@ def test_conversation_survives_a_server_restart(assistant):
             "SELECT COUNT(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,)
         ).fetchone()
     assert user_turns == 2
+
+
+def test_action_server_down_gets_a_short_apology_and_the_conversation_carries_on(assistant):
+    """The action server dies mid-booking: the visitor is told within 5 s how to reach the
+    clinic, not left without a reply; once it is back, the booking goes on where it was."""
+    from tests.running_assistant import stop
+
+    sender = "actions-down-visitor"
+    assert "How long" in text_of(assistant.say(sender, "can I book a hot stone massage"))
+    stop(assistant.actions)
+    try:
+        started = time.monotonic()
+        said = text_of(assistant.say(sender, "90 minutes"))
+        assert time.monotonic() - started < 5
+        assert said.startswith("Sorry, something went wrong on my side")
+        assert said.count("Sorry, something went wrong") == 1  # once per message, however many actions failed
+        assert assistant.clinic["phone"] in said and "911" in said
+        greeting = text_of(assistant.say("actions-down-newcomer", "hello"))
+        assert greeting.startswith("Sorry, something went wrong on my side")
+    finally:
+        assistant.start_actions()
+    # Back: the form asks its next question, the length having been kept or asked again.
+    again = text_of(assistant.say(sender, "90 minutes"))
+    assert "What day and time" in again
+    assert "virtual assistant" in text_of(assistant.say("actions-down-newcomer", "hello"))
