@@ -45,20 +45,21 @@ echo "Starting the action server on port $ACTIONS_PORT (log: logs/action-server.
 pids+=($!)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
-# The HTTP API (used by `make reload` to load a new model) needs this token:
+# The HTTP API (used by `make reload` to load a new model) needs this token
+# (passed as --auth-token=..., so a token starting with "-" is not taken for an option):
 # RASA_API_TOKEN, or a random one kept in var/api-token (readable by this user only).
 if [ -z "${RASA_API_TOKEN:-}" ]; then
   if [ ! -s var/api-token ]; then
-    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' >var/api-token)
+    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/api-token)
   fi
   RASA_API_TOKEN=$(cat var/api-token)
 fi
 
-echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes about a minute ..."
+echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes 20-30 seconds ..."
 # --cors: the web pages allowed to use the widget (WIDGET_ORIGIN; the demo page by default).
 "$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \
   --cors "${WIDGET_ORIGIN:-http://localhost:$WEB_PORT}" --port "$PORT" \
-  --enable-api --auth-token "$RASA_API_TOKEN" >logs/rasa-server.log 2>&1 &
+  --enable-api --auth-token="$RASA_API_TOKEN" >logs/rasa-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
 

@@ -54,7 +54,9 @@ def stop(process: Optional[Popen]) -> None:
 # Test-only shared secrets (the real ones come from the deployment's environment).
 BOOKING_SECRET = "test-booking-secret-0123456789"
 STAFF_SECRET = "test-staff-secret-0123456789"
-API_TOKEN = "test-api-token-0123456789"  # the HTTP API, as `make run` enables it for `make reload`
+# The HTTP API, as `make run` enables it for `make reload`; it starts with "-" as a random
+# token may, which `--auth-token -x` would take for an option (hence `--auth-token=`).
+API_TOKEN = "-test-api-token-0123456789"
 TWILIO_TEST_SETTINGS = {"TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
                         "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-tests", "TWILIO_NUMBER": "+13055550100"}
 
@@ -150,7 +152,7 @@ class Assistant:
         self.rasa = self._start(
             [str(RASA), "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
              "--credentials", str(self.credentials), "--cors", "*", "--port", str(self.port),
-             "--enable-api", "--auth-token", API_TOKEN],
+             "--enable-api", f"--auth-token={API_TOKEN}"],
             "rasa.log", f"http://localhost:{self.port}/")
 
     def restart_rasa(self):
