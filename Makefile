@@ -113,7 +113,7 @@ topics: $(STAMP)
 # This config.yml against the stock one `rasa init` writes, on the same data and
 # machine (~20 min; not part of `make test`): docs/benchmark/results.md, .json, latency.png.
 # Options: make benchmark ARGS="--messages 300 --levels 1,8"
-benchmark: $(SPACY) $(STAMP)
+benchmark: $(SPACY)
 	$(BIN)/python -m benchmark.run $(ARGS)
 
 # Conversations (tests/conversations/test_*.yml): scripts/check_conversations.py

@@ -83,11 +83,11 @@ def train(name: str, config: Path, work: Path) -> dict:
             "model_size_mib": round(model.stat().st_size / 2 ** 20, 1)}
 
 
-def measure_server(name: str, command, env: dict, url: str, work: Path, sessions, levels, messages) -> dict:
+def measure_server(name: str, command, url: str, work: Path, sessions, levels, messages) -> dict:
     log(f"starting {name}")
     logfile = work / f"serve-{name}.log"
     started = time.monotonic()
-    process = start(command, logfile, {**ENV, **env}, ROOT)
+    process = start(command, logfile, ENV, ROOT)
     try:
         first_answer = wait_for_first_answer(url, process, logfile, started)
         log(f"  first answer after {first_answer:.1f} s; warming up with {WARM_UP_MESSAGES} messages")
@@ -127,7 +127,7 @@ def serve_models(models: dict, work: Path, sessions, levels, messages) -> dict:
             port = free_port()
             command = [str(RASA), "run", "--model", model, "--endpoints", str(endpoints),
                        "--credentials", str(credentials), "--port", str(port)]
-            served[name] = measure_server(name, command, {}, f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+            served[name] = measure_server(name, command, f"http://127.0.0.1:{port}/webhooks/rest/webhook",
                                           work, sessions, levels, messages)
         served["action_server_rss_mib"] = rss_mib(actions.pid)
     finally:
@@ -137,7 +137,7 @@ def serve_models(models: dict, work: Path, sessions, levels, messages) -> dict:
 
 def serve_floor(work: Path, sessions, levels, messages) -> dict:
     port = free_port()
-    return measure_server("floor", [sys.executable, "-m", "benchmark.floor_server", str(port)], {},
+    return measure_server("floor", [sys.executable, "-m", "benchmark.floor_server", str(port)],
                           f"http://127.0.0.1:{port}/webhooks/rest/webhook", work, sessions, levels, messages)
 
 
