@@ -146,7 +146,8 @@ def picture(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     levels = results["workload"]["levels"]
-    figure, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4), sharey=True)
+    figure, grid = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4), sharey=True, squeeze=False)
+    axes = grid[0]
     colours = {"project": "tab:blue", "stock": "tab:orange", "floor": "tab:grey"}
     for axis, level in zip(axes, levels):
         for name, colour in colours.items():
