@@ -11,6 +11,15 @@ again, and appends every new request to var/received.jsonl, printing a line.
 
 It is also the reference for whoever connects a real booking system: the
 check it does is `actions.signing.verify`, a dozen lines.
+
+Tests can make it misbehave like a real system on a bad day (the defaults
+change nothing):
+    fail_with_status = 500  answers every request with that status and records
+                            nothing (counted in `failures`);
+    delay_seconds = 2.0     still records the request, then waits that long
+                            before answering, so a sender with a shorter
+                            timeout gives up and its retry arrives as a
+                            duplicate.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -40,6 +50,9 @@ class WebhookReceiver:
         self.received: List[dict] = []  # new requests, in order
         self.rejected: List[str] = []   # why requests were refused
         self.duplicates = 0
+        self.fail_with_status: Optional[int] = None  # answer everything with this, record nothing
+        self.delay_seconds = 0.0                     # answer this late (after recording)
+        self.failures = 0                            # requests answered with fail_with_status
         self._seen = set()
         self._lock = threading.Lock()
         if store and store.exists():
@@ -60,11 +73,15 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, answer = receiver.handle(self.path, dict(self.headers), body)
                 data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                time.sleep(receiver.delay_seconds)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up waiting (delay_seconds); what it sent is recorded
 
             def log_message(self, *args):
                 pass
@@ -72,6 +89,11 @@ class WebhookReceiver:
         return Handler
 
     def handle(self, path: str, headers: Dict[str, str], body: bytes):
+        if self.fail_with_status:
+            with self._lock:
+                self.failures += 1
+            self._say(f"answered {path} with {self.fail_with_status} (fail_with_status; nothing recorded)")
+            return self.fail_with_status, {"error": "failing on purpose (fail_with_status)"}
         secret = self.secrets.get(path)
         if secret is None:
             return 404, {"error": f"unknown path {path}"}

@@ -20,12 +20,14 @@ from typing import Any, Dict, Optional
 from zoneinfo import ZoneInfo
 
 import pytest
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions import booking
+from actions import outbox as outbox_module
 from actions.booking import ActionAskBookingConsent, ActionFinishBooking, ValidateBookingForm
 from actions.outbox import Outbox
 from scripts.webhook_receiver import WebhookReceiver
-from tests.conftest import ROOT, make_tracker, run_action
+from tests.conftest import ROOT, load_domain, make_tracker, run_action
 from tests.running_assistant import BOOKING_SECRET, STAFF_SECRET, free_port, text_of
 
 NOW = datetime(2026, 11, 20, 14, 0, tzinfo=ZoneInfo("America/New_York"))  # a Friday afternoon
@@ -369,6 +371,129 @@ def test_booking_system_down_the_request_waits_and_is_delivered_once_when_it_is_
         assert outbox.pending() == []
     finally:
         receiver.stop()
+
+
+def test_booking_system_answering_500_the_request_waits_is_retried_and_is_delivered_once(clinic, monkeypatch,
+                                                                                          capsys):
+    monkeypatch.setattr(outbox_module, "FIRST_BACKOFF_SECONDS", 30)  # no background retry during the action
+    clinic()
+    receiver, outbox, webhook_for = clinic.receiver, clinic.outbox(), booking.settings().webhook_for
+    receiver.fail_with_status = 500
+    visitor = Visitor()
+    fill_everything(visitor)
+    messages, _ = visitor.finish()
+    said = text_of(messages)
+    assert "saved" in said and "isn't booked until" in said and "I've sent" not in said
+    [waiting] = outbox.pending("booking_request")
+    assert waiting["attempts"] == 1 and waiting["last_error"] == "HTTP 500"
+    assert asyncio.run(outbox.deliver_due(webhook_for)) == 0  # not due again before its back-off...
+    assert outbox.get(waiting["id"])["attempts"] == 1 and receiver.failures == 1
+
+    later = time.time() + 3600  # ...and retried once it is, as often as it takes
+    for attempt in (2, 3):
+        assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 0
+        [still] = outbox.pending("booking_request")
+        assert still["id"] == waiting["id"] and still["attempts"] == attempt and still["last_error"] == "HTTP 500"
+    assert receiver.failures == 3 and receiver.received == []  # each attempt reached it; nothing stored
+    capsys.readouterr()
+    assert outbox_module.main(["outbox", "list"]) == 0  # what `make pending` shows staff
+    listing = capsys.readouterr().out
+    assert "Maria Gonzalez" in listing and f"id={waiting['id']}" in listing and "FAILED 3x (HTTP 500)" in listing
+
+    receiver.fail_with_status = None  # the booking system is fine again
+    assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 1
+    assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 0
+    [request] = [r for r in receiver.received if r["event"] == "booking_request"]
+    assert request == json.loads(waiting["payload"]) and request["visitor"]["name"] == "Maria Gonzalez"
+    assert receiver.duplicates == 0 and receiver.rejected == []
+    row = outbox.get(waiting["id"])
+    assert row["delivered_at"] and row["attempts"] == 4 and row["last_error"] is None
+    assert outbox.pending() == []
+
+
+def test_booking_system_slower_than_the_timeout_keeps_one_booking_the_retry_is_a_duplicate(clinic, monkeypatch):
+    monkeypatch.setattr(outbox_module, "SEND_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(outbox_module, "FIRST_BACKOFF_SECONDS", 30)
+    clinic()
+    receiver, outbox, webhook_for = clinic.receiver, clinic.outbox(), booking.settings().webhook_for
+    receiver.delay_seconds = 2.0  # it stores the request, then answers after the sender gave up
+    visitor = Visitor()
+    fill_everything(visitor)
+    started = time.monotonic()
+    messages, _ = visitor.finish()
+    assert time.monotonic() - started < 1.5  # the visitor did not wait for the slow answer
+    said = text_of(messages)
+    assert "saved" in said and "I've sent" not in said
+    [waiting] = outbox.pending("booking_request")
+    assert waiting["attempts"] == 1 and "Timeout" in waiting["last_error"]
+    [recorded] = receiver.received  # it did arrive, but the sender cannot know that
+    assert recorded["id"] == waiting["id"]
+
+    later = time.time() + 3600
+    assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 0  # still slow: times out again
+    assert outbox.get(waiting["id"])["attempts"] == 2 and receiver.duplicates == 1
+
+    receiver.delay_seconds = 0.0  # answering in time again
+    assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 1
+    assert asyncio.run(outbox.deliver_due(webhook_for, now=later)) == 0
+    [request] = [r for r in receiver.received if r["event"] == "booking_request"]
+    assert request == json.loads(waiting["payload"])
+    assert receiver.duplicates == 2 and receiver.rejected == []  # both retries recognised by their key
+    row = outbox.get(waiting["id"])
+    assert row["delivered_at"] and row["attempts"] == 3 and json.loads(row["response"])["status"] == "duplicate"
+    assert outbox.pending() == []
+
+
+async def eventually(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("trouble", ["answers 500", "slower than its timeout"])
+def test_staff_webhook_in_trouble_the_hand_over_waits_and_the_retry_loop_delivers_it_once(clinic, monkeypatch,
+                                                                                           trouble):
+    """The action server's own retry loop (ensure_retry_loop), with its delays shortened."""
+    from actions.handover import ActionHandOverToStaff
+
+    monkeypatch.setattr(outbox_module, "SEND_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(outbox_module, "FIRST_BACKOFF_SECONDS", 0.05)  # 0.05 s, 0.1 s, 0.2 s ...
+    monkeypatch.setattr(outbox_module, "RETRY_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(outbox_module, "_retry_task", None)
+    clinic()
+    receiver, outbox = clinic.receiver, clinic.outbox()
+    if trouble == "answers 500":
+        receiver.fail_with_status = 500
+    else:
+        receiver.delay_seconds = 0.6
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("call me back", "request_human", sender_id="c-trouble")
+
+    def attempts() -> int:
+        return max([row["attempts"] for row in outbox.pending("handover")] or [0])
+
+    async def conversation_and_retry_loop():
+        await ActionHandOverToStaff().run(dispatcher, tracker, load_domain())  # starts the retry loop
+        await eventually(lambda: attempts() >= 3)
+        [waiting] = outbox.pending("handover")
+        receiver.fail_with_status, receiver.delay_seconds = None, 0.0  # the staff webhook recovers
+        await eventually(lambda: not outbox.pending())
+        await asyncio.sleep(0.3)  # a few more rounds of the loop: nothing is sent again
+        return waiting
+
+    waiting = asyncio.run(conversation_and_retry_loop())
+    assert "let the team know" in text_of(dispatcher.messages)
+    assert ("HTTP 500" if trouble == "answers 500" else "TimeoutError") in waiting["last_error"]
+    [event] = [r for r in receiver.received if r["event"] == "handover"]
+    assert event == json.loads(waiting["payload"]) and event["conversation_id"] == "c-trouble"
+    row = outbox.get(waiting["id"])
+    assert row["delivered_at"] and outbox.pending() == [] and receiver.rejected == []
+    if trouble == "answers 500":  # every failed attempt reached it; the last one got through
+        assert receiver.duplicates == 0 and row["attempts"] == receiver.failures + 1 >= 4
+    else:  # stored at the first attempt; every retry recognised as a repeat
+        assert row["attempts"] == receiver.duplicates + 1 >= 4
+        assert json.loads(row["response"])["status"] == "duplicate"
 
 
 def test_the_same_form_sent_twice_is_one_booking(clinic):
