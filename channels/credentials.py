@@ -30,11 +30,12 @@ CHANNELS: Dict[str, Tuple[Dict[str, str], Dict[str, str]]] = {
         {"access_token": "TELEGRAM_TOKEN", "verify": "TELEGRAM_BOT_NAME", "webhook_url": "TELEGRAM_WEBHOOK_URL",
          "secret_token": "TELEGRAM_SECRET_TOKEN"}, {}),
     # Rasa's Messenger connector checks X-Hub-Signature with the app secret.
-    "facebook": ({"verify": "FACEBOOK_VERIFY_TOKEN", "secret": "FACEBOOK_APP_SECRET",
+    "channels.secure.GuardedFacebookInput": ({"verify": "FACEBOOK_VERIFY_TOKEN", "secret": "FACEBOOK_APP_SECRET",
                   "page-access-token": "FACEBOOK_PAGE_ACCESS_TOKEN"}, {}),
     # Rasa's Slack connector checks X-Slack-Signature with the signing secret.
-    "slack": ({"slack_token": "SLACK_TOKEN", "slack_signing_secret": "SLACK_SIGNING_SECRET"},
-              {"slack_channel": "SLACK_CHANNEL"}),
+    "channels.secure.GuardedSlackInput": (
+        {"slack_token": "SLACK_TOKEN", "slack_signing_secret": "SLACK_SIGNING_SECRET"},
+        {"slack_channel": "SLACK_CHANNEL"}),
 }
 
 
@@ -42,9 +43,31 @@ class ChannelConfigError(ValueError):
     pass
 
 
+WEB_CHAT = "channels.web.WebChatInput"
+# The web pages that may host the widget (its socket.io connection checks their Origin).
+DEFAULT_ORIGINS = "http://localhost:8080 http://127.0.0.1:8080"
+
+
+def web_chat_settings(environment: Mapping[str, str]) -> Dict[str, object]:
+    """WIDGET_ORIGINS (space- or comma-separated) and, when set, SOCKETIO_JWT_KEY."""
+    origins = (environment.get("WIDGET_ORIGINS") or DEFAULT_ORIGINS).replace(",", " ").split()
+    for origin in origins:
+        if origin == "*" or not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+            raise ChannelConfigError(f"WIDGET_ORIGINS: {origin!r} should be a page's origin such as "
+                                     "https://www.example.com (scheme and host, no path, no '*')")
+    settings: Dict[str, object] = {"cors_allowed_origins": origins}
+    jwt_key = environment.get("SOCKETIO_JWT_KEY", "").strip()
+    if jwt_key:
+        if len(jwt_key) < 32:
+            raise ChannelConfigError("SOCKETIO_JWT_KEY is too short: use at least 32 random characters")
+        settings.update(jwt_key=jwt_key, jwt_method="HS256")
+    return settings
+
+
 def build(environment: Mapping[str, str]) -> Tuple[dict, List[str]]:
     """(credentials, names of the messaging channels enabled)."""
     credentials = yaml.safe_load(BASE.read_text()) or {}
+    credentials[WEB_CHAT] = {**(credentials.get(WEB_CHAT) or {}), **web_chat_settings(environment)}
     enabled = []
     for connector, (required, optional) in CHANNELS.items():
         present = {key: environment.get(var, "").strip() for key, var in required.items()}
@@ -72,7 +95,10 @@ def main(argv: List[str]) -> int:
     target.touch(mode=0o600, exist_ok=True)
     target.chmod(0o600)
     target.write_text(yaml.safe_dump(credentials, sort_keys=False))
-    print("Channels: rest, socketio" + "".join(f", {name}" for name in enabled))
+    web_chat = credentials[WEB_CHAT]
+    print("Channels: rest, socketio" + "".join(f", {name}" for name in enabled)
+          + f"; the widget may be used on {' '.join(web_chat['cors_allowed_origins'])}"
+          + ("; it needs a signed token (SOCKETIO_JWT_KEY)" if web_chat.get("jwt_key") else ""))
     return 0
 
 

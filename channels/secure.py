@@ -10,6 +10,8 @@ subclasses check, before anything is processed, what the provider signs:
   webhook (this connector's /set_webhook registers it).
 
 A request that fails the check gets 403 and never reaches the assistant.
+Rasa's Messenger and Slack connectors check their signatures themselves; the
+classes here only add, as for every channel, the visitor guard (channels/guard.py).
 """
 from __future__ import annotations
 
@@ -20,12 +22,15 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 import aiohttp
 from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.facebook import FacebookInput
+from rasa.core.channels.slack import SlackInput
 from rasa.core.channels.telegram import TelegramInput, TelegramOutput
 from rasa.core.channels.twilio import TwilioInput, TwilioOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
+from channels.guard import GuardedChannel
 from channels.text_buttons import OfferedChoices, numbered
 
 logger = logging.getLogger(__name__)
@@ -57,7 +62,7 @@ class TextOnlyTwilioOutput(TwilioOutput):
             await super().send_custom_json(recipient_id, json_message, **kwargs)
 
 
-class SecureTwilioInput(TwilioInput):
+class SecureTwilioInput(GuardedChannel, TwilioInput):
     """Twilio SMS/WhatsApp webhook at /webhooks/twilio/webhook, signature checked."""
 
     @classmethod
@@ -113,7 +118,7 @@ class SecureTelegramOutput(TelegramOutput):
             super().__init__(access_token)
 
 
-class SecureTelegramInput(TelegramInput):
+class SecureTelegramInput(GuardedChannel, TelegramInput):
     """Telegram webhook at /webhooks/telegram/webhook, secret token checked."""
 
     @classmethod
@@ -162,3 +167,11 @@ class SecureTelegramInput(TelegramInput):
             return None
 
         return blueprint
+
+
+class GuardedFacebookInput(GuardedChannel, FacebookInput):
+    """Rasa's Messenger connector (it checks X-Hub-Signature), at /webhooks/facebook/webhook, guarded."""
+
+
+class GuardedSlackInput(GuardedChannel, SlackInput):
+    """Rasa's Slack connector (it checks X-Slack-Signature), at /webhooks/slack/webhook, guarded."""

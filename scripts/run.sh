@@ -35,31 +35,42 @@ wait_for() {  # url, what, pid, seconds
   done
 }
 
+# The web pages allowed to use the widget (CORS and the socket.io Origin check):
+# WIDGET_ORIGINS, space-separated; the demo page by default.
+export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_PORT http://127.0.0.1:$WEB_PORT}}"
 # A missing or malformed clinic setting stops here, with the reason.
 .venv/bin/python -m actions.clinic_settings || exit 1
 # rest + socketio, and each messaging channel whose settings are in the environment.
 .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
+# The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
+.venv/bin/python scripts/check_tracker_store.py endpoints.yml || exit 1
 
-echo "Starting the action server on port $ACTIONS_PORT (log: logs/action-server.log) ..."
-"$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
+# The action server has no authentication of its own: it listens on this machine only
+# (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
+echo "Starting the action server on ${ACTIONS_HOST:=127.0.0.1}:$ACTIONS_PORT (log: logs/action-server.log) ..."
+SANIC_HOST="$ACTIONS_HOST" "$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
-# The HTTP API (used by `make reload` to load a new model) needs this token
-# (passed as --auth-token=..., so a token starting with "-" is not taken for an option):
+# Rasa's HTTP API is what `make reload` loads a new model through. It is on only with a
+# token (passed as --auth-token=..., so a token starting with "-" is not taken for an option):
 # RASA_API_TOKEN, or a random one kept in var/api-token (readable by this user only).
-if [ -z "${RASA_API_TOKEN:-}" ]; then
-  if [ ! -s var/api-token ]; then
-    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/api-token)
+# RASA_API=off leaves the API off (then make reload can't load a model without a restart).
+api=()
+if [ "${RASA_API:-on}" != off ]; then
+  if [ -z "${RASA_API_TOKEN:-}" ]; then
+    if [ ! -s var/api-token ]; then
+      (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/api-token)
+    fi
+    RASA_API_TOKEN=$(cat var/api-token)
   fi
-  RASA_API_TOKEN=$(cat var/api-token)
+  api=(--enable-api --auth-token="$RASA_API_TOKEN")
 fi
 
 echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes 20-30 seconds ..."
-# --cors: the web pages allowed to use the widget (WIDGET_ORIGIN; the demo page by default).
+# shellcheck disable=SC2086  # WIDGET_ORIGINS is a list
 "$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \
-  --cors "${WIDGET_ORIGIN:-http://localhost:$WEB_PORT}" --port "$PORT" \
-  --enable-api --auth-token="$RASA_API_TOKEN" >logs/rasa-server.log 2>&1 &
+  --cors $WIDGET_ORIGINS --port "$PORT" "${api[@]}" >logs/rasa-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
 

@@ -106,16 +106,19 @@ class Receiver:
 
 
 class Assistant:
-    def __init__(self, workdir: Path, staff_webhook_url: str = "", booking_webhook_url: str = ""):
+    def __init__(self, workdir: Path, staff_webhook_url: str = "", booking_webhook_url: str = "",
+                 db: Optional[Path] = None):
         if not MODEL.exists():
             raise RuntimeError(f"No trained model at {MODEL}; `make test` trains it first.")
         self.workdir = workdir
         self.port, self.actions_port = free_port(), free_port()
-        self.db = workdir / "tracker.db"
+        # The ports the widget's demo page is served on: the only origins the widget may be used from.
+        self.page_ports = (free_port(), free_port())
+        self.db = db or workdir / "tracker.db"
         self.outbox = workdir / "outbox.db"
         self.endpoints = workdir / "endpoints.yml"
         self.endpoints.write_text(yaml.safe_dump({
-            "action_endpoint": {"url": f"http://localhost:{self.actions_port}/webhook"},
+            "action_endpoint": {"url": f"http://127.0.0.1:{self.actions_port}/webhook"},
             "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(self.db)},
         }))
         clinic = yaml.safe_load((ROOT / "clinic.yml").read_text())
@@ -132,26 +135,30 @@ class Assistant:
         from channels.credentials import build
 
         self.credentials = workdir / "credentials.yml"
-        self.credentials.write_text(yaml.safe_dump(build(TWILIO_TEST_SETTINGS)[0]))
+        self.origins = " ".join(f"http://{host}:{port}" for port in self.page_ports
+                                for host in ("127.0.0.1", "localhost"))
+        self.credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": self.origins})[0]))
         self.actions = None
         self.rasa = None
         self.start_actions()
         self.start_rasa()
 
-    def _start(self, command, log_name, health_url) -> Popen:
+    def _start(self, command, log_name, health_url, env=None) -> Popen:
         log = self.workdir / log_name
-        process = Popen(command, cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=STDOUT)
+        process = Popen(command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("ab"), stderr=STDOUT)
         wait_until_up(health_url, process, log)
         return process
 
     def start_actions(self):
+        # As make run does: on this machine only.
         self.actions = self._start([str(RASA), "run", "actions", "--port", str(self.actions_port)],
-                                   "actions.log", f"http://localhost:{self.actions_port}/health")
+                                   "actions.log", f"http://127.0.0.1:{self.actions_port}/health",
+                                   env={"SANIC_HOST": "127.0.0.1"})
 
     def start_rasa(self):
         self.rasa = self._start(
             [str(RASA), "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
-             "--credentials", str(self.credentials), "--cors", "*", "--port", str(self.port),
+             "--credentials", str(self.credentials), "--cors", *self.origins.split(), "--port", str(self.port),
              "--enable-api", f"--auth-token={API_TOKEN}"],
             "rasa.log", f"http://localhost:{self.port}/")
 

@@ -24,10 +24,14 @@ import pytest
 from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
+from channels.credentials import ChannelConfigError, build
 from channels.secure import SecureTelegramInput, SecureTwilioInput
+from channels.web import WebChatInput
 
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
 TELEGRAM_SECRET = "telegram-secret-token-for-tests"
+JWT_KEY = "socketio-jwt-key-for-tests-0123456789abcdef"
+WIDGET_ORIGIN = "https://www.clinic.example"
 
 
 def free_port() -> int:
@@ -77,8 +81,11 @@ def server():
         "access_token": "123:TEST", "verify": "clinic_bot",
         "webhook_url": "https://bot.example/webhooks/telegram/webhook",
         "secret_token": TELEGRAM_SECRET, "api_server": api.url})
-    base, received = serve(twilio, telegram)
-    return base, received, api, twilio
+    # The widget's socket.io channel as make run configures it with SOCKETIO_JWT_KEY set.
+    webchat = WebChatInput.from_credentials(
+        {**build({"WIDGET_ORIGINS": WIDGET_ORIGIN, "SOCKETIO_JWT_KEY": JWT_KEY})[0]["channels.web.WebChatInput"]})
+    base, received = serve(twilio, telegram, webchat)
+    return base, received, api, twilio, webchat
 
 
 def post(url: str, data: bytes, headers: dict) -> int:
@@ -94,7 +101,7 @@ def post(url: str, data: bytes, headers: dict) -> int:
 
 @pytest.fixture(scope="module")
 def twilio(server):
-    base, received, _, _ = server
+    base, received, _, _, _ = server
     return base + "/twilio", received
 
 
@@ -167,7 +174,7 @@ class FakeTelegramApi:
 
 @pytest.fixture(scope="module")
 def telegram(server):
-    base, received, api, _ = server
+    base, received, api, _, _ = server
     return base + "/telegram", received, api
 
 
@@ -218,7 +225,7 @@ def test_only_rest_and_socketio_without_channel_settings():
     from channels.credentials import build
 
     credentials, enabled = build({})
-    assert set(credentials) == {"rest", "channels.web.WebChatInput"} and enabled == []
+    assert set(credentials) == {"channels.web.GuardedRestInput", "channels.web.WebChatInput"} and enabled == []
 
 
 def test_a_channel_starts_when_its_settings_are_in_the_environment():
@@ -226,10 +233,10 @@ def test_a_channel_starts_when_its_settings_are_in_the_environment():
 
     credentials, enabled = build({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_NUMBER": "+1305",
                                   "SLACK_TOKEN": "xoxb", "SLACK_SIGNING_SECRET": "s"})
-    assert enabled == ["SecureTwilioInput", "slack"]
+    assert enabled == ["SecureTwilioInput", "GuardedSlackInput"]
     assert credentials["channels.secure.SecureTwilioInput"] == {"account_sid": "AC1", "auth_token": "t",
                                                                 "twilio_number": "+1305"}
-    assert credentials["slack"]["slack_signing_secret"] == "s"
+    assert credentials["channels.secure.GuardedSlackInput"]["slack_signing_secret"] == "s"
 
 
 def test_half_configured_channel_names_what_is_missing():
@@ -279,7 +286,7 @@ def test_buttons_become_numbered_choices_a_reply_can_pick():
 
 
 def test_a_numbered_sms_reply_reaches_the_assistant_as_the_button(server):
-    base, received, _, channel = server
+    base, received, _, channel, _ = server
     channel.choices.remember("+13055550124", BUTTONS)
     assert twilio_post(base + "/twilio", {"From": "+13055550124", "Body": "2"}) in (200, 204)
     assert (received[-1].sender_id, received[-1].text) == ("+13055550124", "Deep tissue")
@@ -300,3 +307,53 @@ def test_twilio_replies_send_numbered_choices_and_read_the_number_back():
     aio.run(output.send_custom_json("+13055550123", {"red_flag_tier": "emergency"}))  # widget-only: not sent
     assert len(sent) == 1 and "2. Deep tissue" in sent[0]
     assert channel.choices.resolve("+13055550123", "2") == "Deep tissue"
+
+
+# --- the widget's socket.io channel: allowed pages, signed tokens ------------------------------
+
+def widget_connects(server, origin=None, token=None) -> bool:
+    import jwt
+    import socketio
+
+    base = server[0].rsplit("/webhooks", 1)[0]
+    client = socketio.Client(reconnection=False)
+    auth = None
+    if token is not None:
+        key = JWT_KEY if token.pop("_key", True) else "another-key-0123456789abcdef0123456789"
+        auth = {"token": jwt.encode(token, key, algorithm="HS256")}
+    try:
+        client.connect(base, headers={"Origin": origin} if origin else {}, auth=auth, transports=["polling"],
+                       socketio_path="/socket.io", wait_timeout=10)
+    except socketio.exceptions.ConnectionError:
+        return False
+    client.disconnect()
+    return True
+
+
+def test_the_widget_connects_from_the_clinic_site_with_a_signed_token(server):
+    assert widget_connects(server, WIDGET_ORIGIN, {"sub": "visitor"})
+    assert widget_connects(server, None, {"sub": "visitor", "exp": int(time.time()) + 60})  # no Origin: not a browser
+
+
+@pytest.mark.parametrize("origin, token", [
+    ("https://evil.example", {"sub": "visitor"}),        # another site embedding the widget
+    ("http://www.clinic.example", {"sub": "visitor"}),   # same host, other scheme
+    (WIDGET_ORIGIN, None),                               # no token
+    (WIDGET_ORIGIN, {"sub": "visitor", "_key": False}),  # signed with another key
+    (WIDGET_ORIGIN, {"sub": "visitor", "exp": 1}),       # expired
+])
+def test_the_widget_is_refused_from_another_site_or_without_a_valid_token(server, origin, token):
+    assert not widget_connects(server, origin, token)
+
+
+def test_widget_origins_and_jwt_key_are_checked_when_the_credentials_are_built():
+    settings = build({})[0]["channels.web.WebChatInput"]
+    assert settings["cors_allowed_origins"] == ["http://localhost:8080", "http://127.0.0.1:8080"]
+    assert "jwt_key" not in settings
+    assert build({"WIDGET_ORIGINS": "https://a.example, https://b.example"})[0]["channels.web.WebChatInput"][
+        "cors_allowed_origins"] == ["https://a.example", "https://b.example"]
+    for bad in ("*", "www.clinic.example", "https://www.clinic.example/"):
+        with pytest.raises(ChannelConfigError, match="WIDGET_ORIGINS"):
+            build({"WIDGET_ORIGINS": bad})
+    with pytest.raises(ChannelConfigError, match="SOCKETIO_JWT_KEY is too short"):
+        build({"SOCKETIO_JWT_KEY": "short"})

@@ -33,10 +33,10 @@ if not WIDGET.exists() or not AXE.exists():
     pytest.skip("the widget is not built (make widget)", allow_module_level=True)
 
 
-def serve_page(rasa_url: str):
+def serve_page(rasa_url: str, port: int = 0):
     from scripts.serve_web import make_server
 
-    server = make_server(free_port(), rasa_url)
+    server = make_server(port or free_port(), rasa_url)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -51,7 +51,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page_url(assistant):
-    server, url = serve_page(f"http://localhost:{assistant.port}")
+    # On the port whose origin the assistant allows (a page elsewhere may not use the widget).
+    server, url = serve_page(f"http://localhost:{assistant.port}", assistant.page_ports[0])
     yield url
     server.shutdown()
 
@@ -208,7 +209,7 @@ class SwitchableProxy:
 
 def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(browser, assistant):
     proxy = SwitchableProxy(assistant.port).start()
-    server, url = serve_page(f"http://127.0.0.1:{proxy.port}")
+    server, url = serve_page(f"http://127.0.0.1:{proxy.port}", assistant.page_ports[1])
     try:
         page = browser.new_page()
         page.goto(url)
