@@ -20,7 +20,7 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate reload report baseline benchmark forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline benchmark load-test forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
@@ -36,6 +36,7 @@ help:
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~20 min)"
+	@echo "make load-test - the load and fuzz suites ten times longer than in make test (~25 min)"
 
 install: $(STAMP)
 
@@ -147,6 +148,11 @@ test-python: train $(WIDGET) browser
 
 test: validate test-stories test-nlu test-python
 	@echo "All tests passed."
+
+# The load and fuzz suites at ten times the size they have in `make test` (700 conversations
+# of 20 messages, 21,000 fuzz messages; about 25 minutes): make load-test [LOAD_SCALE=10]
+load-test: train
+	LOAD_SCALE=$(or $(LOAD_SCALE),10) $(BIN)/python -m pytest -rA -m load tests/test_load_and_fuzz.py
 
 # What staff check: requests and alerts still waiting, and why (`deliver` retries now).
 pending: $(STAMP)
