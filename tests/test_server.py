@@ -103,3 +103,44 @@ def test_action_server_down_gets_a_short_apology_and_the_conversation_carries_on
     again = text_of(assistant.say(sender, "90 minutes"))
     assert "What day and time" in again
     assert "virtual assistant" in text_of(assistant.say("actions-down-newcomer", "hello"))
+
+
+def this_machines_address() -> str:
+    """An address of this machine other than loopback (the one it reaches the network from)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        return probe.getsockname()[0]
+
+
+def test_the_action_server_is_reachable_from_this_machine_only(assistant):
+    import socket
+
+    address = this_machines_address()
+    if address.startswith("127."):
+        pytest.skip("this machine has no address besides loopback")
+    with socket.create_connection(("127.0.0.1", assistant.actions_port), timeout=5):
+        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address, assistant.actions_port), timeout=5).close()
+
+
+@pytest.mark.parametrize("path", ["/status", "/conversations/someone/tracker", "/domain", "/version"])
+def test_the_http_api_answers_only_with_the_token(assistant, path):
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tests.running_assistant import API_TOKEN
+
+    url = f"http://127.0.0.1:{assistant.port}{path}"
+    if path == "/version":  # Rasa's version is public; everything about the assistant is not
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert answer.status == 200
+        return
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    with urllib.request.urlopen(f"{url}?token={urllib.parse.quote(API_TOKEN)}", timeout=10) as answer:
+        assert answer.status == 200
