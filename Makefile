@@ -20,7 +20,7 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate reload report baseline benchmark load-test forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline benchmark load-test audit forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
@@ -37,6 +37,7 @@ help:
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~20 min)"
 	@echo "make load-test - the load and fuzz suites ten times longer than in make test (~25 min)"
+	@echo "make audit  - pip-audit over the locked dependencies (docs/security/pip-audit.md)"
 
 install: $(STAMP)
 
@@ -153,6 +154,13 @@ test: validate test-stories test-nlu test-python
 # of 20 messages, 21,000 fuzz messages; about 25 minutes): make load-test [LOAD_SCALE=10]
 load-test: train
 	LOAD_SCALE=$(or $(LOAD_SCALE),10) $(BIN)/python -m pytest -rA -m load tests/test_load_and_fuzz.py
+
+# Known vulnerabilities in the exact locked dependencies (pip-audit in its own venv under var/;
+# needs PyPI's JSON API; --strict fails when a package could not be checked). docs/security/pip-audit.md
+audit:
+	@[ -x var/pip-audit/bin/pip-audit ] || { PY=$$(scripts/find-python.sh) && "$$PY" -m venv var/pip-audit && \
+	  var/pip-audit/bin/pip install --quiet pip-audit; }
+	var/pip-audit/bin/pip-audit -r constraints.txt --no-deps --disable-pip --strict --desc on
 
 # What staff check: requests and alerts still waiting, and why (`deliver` retries now).
 pending: $(STAMP)

@@ -12,6 +12,9 @@ const script = document.currentScript;
 const SERVER = (script && script.dataset.rasaUrl) || "http://localhost:5005";
 const TITLE = (script && script.dataset.title) || "Chat with us";
 const EMERGENCY_NUMBER = (script && script.dataset.emergencyNumber) || "911";
+// When the server requires it (SOCKETIO_JWT_KEY), the page carries a short-lived token signed
+// with that key by the clinic's web server: <script ... data-token="...">.
+const TOKEN = (script && script.dataset.token) || "";
 const STORE = "clinic-chat:";  // sessionStorage: this tab only, cleared when it closes
 
 const CSS = `
@@ -167,7 +170,10 @@ function createWidget() {
   }
 
   function connect() {
-    socket = io(SERVER, { path: "/socket.io", transports: ["websocket", "polling"], reconnectionDelayMax: 10000 });
+    socket = io(SERVER, {
+      path: "/socket.io", transports: ["websocket", "polling"], reconnectionDelayMax: 10000,
+      auth: TOKEN ? { token: TOKEN } : undefined,
+    });
     socket.on("connect", () => {
       setStatus("");
       socket.emit("session_request", { session_id: sessionId });
