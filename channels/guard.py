@@ -114,6 +114,7 @@ class VisitorGuard:
     def __init__(self, rate_limit: Optional[RateLimit] = None, max_chars: int = MAX_MESSAGE_CHARS):
         self.rate_limit = rate_limit or RateLimit()
         self.max_chars = max_chars
+        self._throttled: set = set()
 
     async def _reply(self, message: UserMessage, text: str) -> None:
         if message.output_channel is not None:
@@ -122,10 +123,16 @@ class VisitorGuard:
     def wrap(self, on_new_message: Handler) -> Handler:
         async def guarded(message: UserMessage) -> Any:
             tag = conversation_tag(message.sender_id)
-            if not self.rate_limit.allow((str(message.input_channel), str(message.sender_id))):
-                logger.warning("Rate limit: refused a message in conversation %s (over %d per %d s)",
-                               tag, RATE_MESSAGES, RATE_SECONDS)
+            key = (str(message.input_channel), str(message.sender_id))
+            if not self.rate_limit.allow(key):
+                if key not in self._throttled:  # one log line per flood, not one per message
+                    if len(self._throttled) >= RATE_MEMORY:
+                        self._throttled.clear()
+                    self._throttled.add(key)
+                    logger.warning("Rate limit: refusing messages in conversation %s (over %d per %d s)",
+                                   tag, RATE_MESSAGES, RATE_SECONDS)
                 return await self._reply(message, TOO_FAST)
+            self._throttled.discard(key)
             text = without_payload_syntax(clean_text(message.text))
             if not text:
                 return await self._reply(message, EMPTY)

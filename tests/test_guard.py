@@ -71,12 +71,13 @@ def test_a_too_long_message_is_refused_with_the_limit_and_not_processed():
     assert send(VisitorGuard(max_chars=2000), answers, "x" * 2000)[1] == ["x" * 2000]
 
 
-def test_a_flood_from_one_sender_is_refused_politely_and_others_still_get_through():
+def test_a_flood_from_one_sender_is_refused_politely_and_others_still_get_through(caplog):
     clock = FakeClock()
     guard = VisitorGuard(RateLimit(messages=20, seconds=60, clock=clock))
     results = [send(guard, answers, f"question {i}", sender="flooder") for i in range(30)]
     assert [bool(handled) for _, handled in results] == [True] * 20 + [False] * 10
     assert all(replies == [TOO_FAST] for replies, _ in results[20:])
+    assert caplog.text.count("Rate limit") == 1  # one log line for the flood
     assert send(guard, answers, "hello", sender="someone else")[1] == ["hello"]
     assert send(guard, answers, "hello", sender="flooder", channel="socketio")[1] == ["hello"]  # per channel
     clock.now += 3.1  # 20 per 60 s: one more message after 3 s
