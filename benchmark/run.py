@@ -110,7 +110,8 @@ def measure_server(name: str, command, url: str, work: Path, sessions, levels, m
 def serve_models(models: dict, work: Path, sessions, levels, messages) -> dict:
     """Each model behind the REST channel with the same action server and tracker store kind."""
     actions_port = free_port()
-    actions = start([str(RASA), "run", "actions", "--port", str(actions_port)], work / "actions.log",
+    actions = start([str(RASA.parent / "python"), "-m", "actions.server", "--port", str(actions_port)],
+                    work / "actions.log",
                     {"OUTBOX_DB": str(work / "outbox.db")}, ROOT)
     served = {}
     try:

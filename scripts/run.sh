@@ -45,10 +45,10 @@ export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_
 # The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
 .venv/bin/python scripts/check_tracker_store.py endpoints.yml || exit 1
 
-# The action server has no authentication of its own: it listens on this machine only
-# (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
+# The action server (actions/server.py: rasa-sdk's) has no authentication of its own: it
+# listens on this machine only (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
 echo "Starting the action server on ${ACTIONS_HOST:=127.0.0.1}:$ACTIONS_PORT (log: logs/action-server.log) ..."
-SANIC_HOST="$ACTIONS_HOST" "$RASA" run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
+.venv/bin/python -m actions.server --host "$ACTIONS_HOST" --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
@@ -67,6 +67,8 @@ if [ "${RASA_API:-on}" != off ]; then
   api=(--enable-api --auth-token="$RASA_API_TOKEN")
 fi
 
+# Rasa reads SANIC_BACKLOG: room for a burst of visitors connecting at once (Sanic's default is 100).
+export SANIC_BACKLOG=${SANIC_BACKLOG:-2048}
 echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes 20-30 seconds ..."
 # shellcheck disable=SC2086  # WIDGET_ORIGINS is a list
 "$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \

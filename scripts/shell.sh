@@ -7,7 +7,7 @@ ACTIONS_PORT=${ACTIONS_PORT:-5055}
 mkdir -p var logs
 pid=""
 if ! curl -fsS -o /dev/null "http://localhost:$ACTIONS_PORT/health" 2>/dev/null; then
-  .venv/bin/rasa run actions --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
+  .venv/bin/python -m actions.server --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
 fi

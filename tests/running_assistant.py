@@ -127,7 +127,7 @@ class Assistant:
         self.clinic = clinic
         (workdir / "clinic.yml").write_text(yaml.safe_dump(clinic))
         self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CLINIC_CONFIG": str(workdir / "clinic.yml"),
-                    "OUTBOX_DB": str(self.outbox),
+                    "OUTBOX_DB": str(self.outbox), "SANIC_BACKLOG": "2048",  # as make run sets it
                     "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
                     # Retry the outbox every second (production: 15 s, back-off from 30 s).
                     "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1"}
@@ -150,10 +150,9 @@ class Assistant:
         return process
 
     def start_actions(self):
-        # As make run does: on this machine only.
-        self.actions = self._start([str(RASA), "run", "actions", "--port", str(self.actions_port)],
-                                   "actions.log", f"http://127.0.0.1:{self.actions_port}/health",
-                                   env={"SANIC_HOST": "127.0.0.1"})
+        # As make run does: actions/server.py, on this machine only.
+        self.actions = self._start([str(RASA.parent / "python"), "-m", "actions.server", "--port",
+                                    str(self.actions_port)], "actions.log", f"http://127.0.0.1:{self.actions_port}/health")
 
     def start_rasa(self):
         self.rasa = self._start(
