@@ -148,6 +148,43 @@ def test_keyboard_only_use_and_axe_core_finds_no_serious_problem(browser, page_u
     page.close()
 
 
+# Holds back the server's session_confirm for 3 s, as a slow network or a busy server may.
+DELAY_SESSION_CONFIRM = """
+(() => {
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    set onmessage(handler) {
+      super.onmessage = (event) => {
+        if (typeof event.data === "string" && event.data.includes("session_confirm")) {
+          setTimeout(() => handler(event), 3000);
+        } else {
+          handler(event);
+        }
+      };
+    }
+    get onmessage() { return super.onmessage; }
+  };
+})();
+"""
+
+
+def test_a_message_typed_before_the_session_is_confirmed_is_answered(browser, page_url):
+    """A visitor who types at once (connected, session not confirmed yet) gets the greeting and the
+    answer; the message used to go out without a session id and was dropped by the server."""
+    page = browser.new_page()
+    page.add_init_script(DELAY_SESSION_CONFIRM)
+    page.goto(page_url)
+    page.get_by_role("button", name="Chat with us").click()
+    page.wait_for_timeout(1000)  # connected by now (localhost); the confirmation is 2 s away
+    box = page.get_by_label("Your message")
+    box.fill("What causes sciatica?")
+    box.press("Enter")
+    page.locator(".ccw-bot", has_text="sciatic nerve").first.wait_for(timeout=30000)
+    assert page.locator(".ccw-bot", has_text="virtual assistant").count() >= 1
+    assert page.locator(".ccw-bot", has_text="lost track").count() == 0
+    page.close()
+
+
 class SwitchableProxy:
     """A TCP proxy in front of the assistant that can be cut and restored (a network outage)."""
 

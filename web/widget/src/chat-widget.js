@@ -106,6 +106,9 @@ function createWidget() {
 
   let history = load("history", []);
   let sessionId = load("session", null);
+  // Messages typed between connecting and the server confirming the session: without a
+  // session id the server can't tell whose conversation they belong to, so they wait.
+  const unsent = [];
   let socket = null;
   let typing = null;
   let lastBot = null;
@@ -183,7 +186,10 @@ function createWidget() {
       const isNew = !sessionId;
       sessionId = id || sessionId;
       save("session", sessionId);
-      if (isNew && history.length === 0) emit("/greet");
+      // Greet a new visitor, then send what they typed before the session was confirmed.
+      if (isNew && !history.some((entry) => entry.from === "bot")) emit("/greet");
+      const waiting = unsent.splice(0);
+      for (const text of waiting) emit(text);
     });
     socket.on("bot_uttered", onBotMessage);
     const unreachable = () => {
@@ -195,7 +201,8 @@ function createWidget() {
   }
 
   function emit(text) {
-    socket.emit("user_uttered", { message: text, session_id: sessionId });
+    if (sessionId) socket.emit("user_uttered", { message: text, session_id: sessionId });
+    else unsent.push(text);
     setTyping(true);
   }
 
