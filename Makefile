@@ -150,8 +150,8 @@ test-python: train $(WIDGET) browser
 test: validate test-stories test-nlu test-python
 	@echo "All tests passed."
 
-# The load and fuzz suites at ten times the size they have in `make test` (700 conversations
-# of 20 messages, 21,000 fuzz messages; about 25 minutes): make load-test [LOAD_SCALE=10]
+# The load and fuzz suites at ten times the size they have in `make test` (ten waves of 70
+# conversations of 20 messages, 21,000 fuzz messages; about 25 minutes): make load-test [LOAD_SCALE=10]
 load-test: train
 	LOAD_SCALE=$(or $(LOAD_SCALE),10) $(BIN)/python -m pytest -rA -m load tests/test_load_and_fuzz.py
 
