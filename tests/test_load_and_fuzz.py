@@ -360,3 +360,38 @@ def test_payload_syntax_cannot_set_slots_or_skip_the_booking_questions(assistant
     slots = tracker(assistant, sender)["slots"]
     assert slots["booking_consent"] is None and slots["requested_slot"] in ("booking_length", "booking_time")
     assert not [r for r in receiver.received if r.get("conversation_id") == sender]
+
+
+def test_a_flood_from_one_sender_is_refused_and_others_are_still_answered(assistant, capsys):
+    """300 messages at once from one conversation: about 20 are answered, the rest get the polite
+    refusal without being processed, and another visitor's questions meanwhile get their answers."""
+    run = uuid.uuid4().hex[:6]
+    url = f"http://127.0.0.1:{assistant.port}/webhooks/rest/webhook"
+    replies: List[str] = []
+    other: List[str] = []
+
+    async def flood_one(http, i):
+        async with http.post(url, json={"sender": f"flood-{run}", "message": f"what causes sciatica {i}"}) as answer:
+            assert answer.status == 200
+            replies.append(" ".join(m.get("text", "") for m in await answer.json()))
+
+    async def visitor(http):
+        for question in ("What causes sciatica?", "What are the symptoms of sciatica?", "hello"):
+            async with http.post(url, json={"sender": f"calm-{run}", "message": question}) as answer:
+                other.append(" ".join(m.get("text", "") for m in await answer.json()))
+
+    async def main():
+        timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+            started = time.monotonic()
+            await asyncio.gather(visitor(http), *[flood_one(http, i) for i in range(300)])
+            return time.monotonic() - started
+
+    elapsed = asyncio.run(main())
+    refused = sum("faster than I can answer" in r for r in replies)
+    with capsys.disabled():
+        print(f"\nFlood: 300 messages from one conversation in {elapsed:.1f} s: {300 - refused} answered, "
+              f"{refused} refused; the other visitor's 3 questions answered")
+    assert 20 <= 300 - refused <= 25  # the burst allowance, plus what refilled meanwhile
+    assert "sciatic nerve" in other[0] and "virtual assistant" in other[2]
+    assert not any("faster than I can answer" in o for o in other)
