@@ -64,9 +64,10 @@ def test_export_masks_phone_numbers_e_mails_and_names_everywhere(assistant, visi
     sender, _ = visitor_conversation
     # Everything the visitor said, form answers included (below 1.0 = every message).
     out = export(assistant, tmp_path, "--include-form-answers", "--below", "1.0")
-    text = out.read_text(encoding="utf-8-sig")
     rows = [r for r in read_csv(out) if r["conversation"] == export_unsure.conversation_code(sender)]
     assert len(rows) >= 8
+    # Every column but the row number (which reaches 555 once other tests have filled the store).
+    text = "\n".join(value for row in rows for column, value in row.items() if column != "row")
     for personal in ("Casey", "Rivers", "casey.rivers", "555", "0188", "13055550188", "whatsapp"):
         assert personal not in text
     messages = [r["message"] for r in rows]
