@@ -35,6 +35,16 @@ wait_for() {  # url, what, pid, seconds
   done
 }
 
+# A port already taken (often: the assistant still running in another terminal) would make the
+# checks below talk to that one instead; say so instead.
+for port in "$ACTIONS_PORT" "$PORT" "$WEB_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "Port $port is already in use (is the assistant already running?). Stop that first, or set" \
+         "ACTIONS_PORT / RASA_PORT / WEB_PORT." >&2
+    exit 1
+  fi
+done
+
 # The web pages allowed to use the widget (CORS and the socket.io Origin check):
 # WIDGET_ORIGINS, space-separated; the demo page by default.
 export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_PORT http://127.0.0.1:$WEB_PORT}}"
@@ -43,7 +53,7 @@ export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_
 # rest + socketio, and each messaging channel whose settings are in the environment.
 .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
 # The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
-.venv/bin/python scripts/check_tracker_store.py endpoints.yml || exit 1
+.venv/bin/python -W ignore scripts/check_tracker_store.py endpoints.yml || exit 1
 
 # The action server (actions/server.py: rasa-sdk's) has no authentication of its own: it
 # listens on this machine only (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
