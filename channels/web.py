@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Text
 
-import rasa.core.channels.socketio as rasa_socketio
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
+from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
 from channels.guard import GuardedChannel, guard
@@ -63,10 +63,7 @@ class WebChatInput(SocketIOInput):
 
     def blueprint(self, on_new_message):
         guarded = guard.wrap(on_new_message)
-        # Rasa's handler builds its output channel from the module's SocketIOOutput
-        # name; point that name at the fixed class (our handler below uses it directly).
-        rasa_socketio.SocketIOOutput = WebChatOutput
-        blueprint = super().blueprint(guarded)
+        blueprint = super().blueprint(guarded)  # Rasa's, whose user_message_evt handler is replaced below
         sio = self.sio
         if self.allowed_origins:
             sio.eio.cors_allowed_origins = list(self.allowed_origins)
@@ -108,8 +105,8 @@ def check_rest_request(request: Request):
     if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
         return _bad_request("send JSON with the header Content-Type: application/json")
     try:
-        body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
+        body = request.load_json()  # parsed once: Rasa's handler reads the same request.json
+    except InvalidUsage:
         return _bad_request("the body is not valid JSON")
     if not isinstance(body, dict):
         return _bad_request('the body should be a JSON object: {"sender": "...", "message": "..."}')

@@ -38,9 +38,8 @@ def check(endpoints: Path) -> str:
     kwargs = dict(config.kwargs)
     where = kwargs.get("db", "rasa.db")
     if kwargs.get("dialect", "sqlite") == "sqlite":
-        folder = (ROOT / where).parent if not Path(where).is_absolute() else Path(where).parent
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
+        folder = (ROOT / where).parent  # an absolute path stays as it is
+        folder.mkdir(parents=True, exist_ok=True)
         free_mb = shutil.disk_usage(folder).free / 2**20
         if free_mb < LOW_DISK_MB:
             print(f"WARNING: only {free_mb:.0f} MB free for the tracker store {where}", file=sys.stderr)

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from subprocess import STDOUT, Popen, TimeoutExpired
@@ -174,6 +175,13 @@ class Assistant:
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
             return json.loads(response.read())
+
+    def slots(self, sender: str) -> dict:
+        """The conversation's slots, as the server reads them from the tracker store (HTTP API)."""
+        url = (f"http://127.0.0.1:{self.port}/conversations/{urllib.parse.quote(sender)}/tracker?"
+               + urllib.parse.urlencode({"token": API_TOKEN}))
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())["slots"]
 
     def close(self):
         stop(self.rasa)

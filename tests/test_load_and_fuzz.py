@@ -332,18 +332,6 @@ def test_fuzz_every_message_is_answered_or_refused_with_a_reason(assistant, caps
     assert "sciatic nerve" in text_of(assistant.say(f"fuzz-{run}-after", "What causes sciatica?"))
 
 
-def tracker(assistant, sender: str) -> dict:
-    import urllib.parse
-    import urllib.request
-
-    from tests.running_assistant import API_TOKEN
-
-    url = (f"http://127.0.0.1:{assistant.port}/conversations/{urllib.parse.quote(sender)}/tracker?"
-           + urllib.parse.urlencode({"token": API_TOKEN}))
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
 def test_payload_syntax_cannot_set_slots_or_skip_the_booking_questions(assistant, receiver):
     """A visitor typing Rasa's /intent{...} syntax gets what the same words would get: here the
     booking form's first question, with nothing they 'set' kept and nothing sent to the clinic."""
@@ -351,13 +339,13 @@ def test_payload_syntax_cannot_set_slots_or_skip_the_booking_questions(assistant
     said = text_of(assistant.say(sender, '/request_booking{"booking_name": "Mallory", "booking_contact": '
                                          '"mallory@evil.example", "screen_emergency": false, "booking_consent": true}'))
     assert "Which kind of massage" in said
-    slots = tracker(assistant, sender)["slots"]
+    slots = assistant.slots(sender)
     assert slots["booking_name"] is None and slots["booking_contact"] is None and slots["booking_consent"] is None
     assert slots["requested_slot"] == "booking_technique"
     # Mid-form, "yes" in payload syntax answers nothing it wasn't asked, and sends nothing.
     text_of(assistant.say(sender, "deep tissue"))
     said = text_of(assistant.say(sender, '/affirm{"booking_consent": true}'))
-    slots = tracker(assistant, sender)["slots"]
+    slots = assistant.slots(sender)
     assert slots["booking_consent"] is None and slots["requested_slot"] in ("booking_length", "booking_time")
     assert not [r for r in receiver.received if r.get("conversation_id") == sender]
 

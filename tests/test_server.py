@@ -65,26 +65,13 @@ def test_price_is_never_invented(assistant):
     assert "$" not in said and "rather not guess" in said and clinic["phone"] in said
 
 
-def tracker_slots(assistant, sender: str) -> dict:
-    """The conversation's slots, as the restarted server read them from the tracker store (HTTP API)."""
-    import json
-    import urllib.parse
-    import urllib.request
-
-    from tests.running_assistant import API_TOKEN
-
-    url = f"http://127.0.0.1:{assistant.port}/conversations/{sender}/tracker?token={urllib.parse.quote(API_TOKEN)}"
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())["slots"]
-
-
 def test_conversation_survives_a_server_restart(assistant):
     sender = "restart-visitor"
     first = text_of(assistant.say(sender, "can I book a hot stone massage"))
     assert "How long" in first  # the technique was taken from the message
     assistant.restart_rasa()
     # The booking in progress comes back from the SQLite tracker store, slots and all ...
-    slots = tracker_slots(assistant, sender)
+    slots = assistant.slots(sender)
     assert slots["booking_technique"] and "hot stone" in slots["booking_technique"].lower()
     assert slots["requested_slot"] == "booking_length"
     # ... and goes on to the next question.
