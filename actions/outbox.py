@@ -1,13 +1,19 @@
 """The outbox: everything the assistant sends to the clinic, stored before it is sent.
 
 A booking request or a staff notification must never be lost because a
-webhook is down or slow. So each one is first written to SQLite
-(var/outbox.db; OUTBOX_DB to change it), then POSTed as signed JSON
+webhook is down or slow. So each one is first written to a database, then POSTed as signed JSON
 (actions/signing.py) to the webhook its kind belongs to. It is marked
 delivered only on a 2xx answer; otherwise it is retried with growing back-off
 (30 s, 1 min, 2 min ... at most 1 h) by a loop in the action server and by
 `python -m actions.outbox deliver`. Its id travels as the Idempotency-Key, the
 same on every retry, so a receiver that saw it already can ignore the repeat.
+
+Where it is stored (database_url):
+- by default SQLite, var/outbox.db (beside the SQLite tracker store);
+- with ASSISTANT_PROFILE=production, the PostgreSQL database of the tracker store
+  (the same POSTGRES_* variables endpoints.production.yml reads), so every action
+  server of a multi-server set-up shares one outbox;
+- OUTBOX_DB overrides both: a file path (SQLite) or an SQLAlchemy URL.
 
 Staff: `make pending` (python -m actions.outbox list) shows what has not been
 delivered yet and why.
@@ -18,16 +24,17 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Union
 
 import aiohttp
+import sqlalchemy
+from sqlalchemy.engine import URL, Engine, RowMapping
 
 from actions import signing
 
@@ -73,23 +80,84 @@ def now_iso(now: Optional[float] = None) -> str:
     return datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).isoformat(timespec="seconds")
 
 
-class Outbox:
-    def __init__(self, path: Optional[Path] = None):
-        self.path = Path(path or os.environ.get("OUTBOX_DB") or DEFAULT_DB)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute(
-                """CREATE TABLE IF NOT EXISTS outbox (
-                       id TEXT PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL,
-                       created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-                       next_attempt_at REAL NOT NULL, claimed_until REAL,
-                       delivered_at REAL, last_error TEXT, response TEXT)"""
-            )
+class OutboxConfigError(ValueError):
+    pass
 
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        return db
+
+POSTGRES_SETTINGS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+
+
+def database_url(environ: Mapping[str, str] = os.environ) -> Union[str, URL]:
+    """Where the outbox is stored (see the module's docstring)."""
+    explicit = environ.get("OUTBOX_DB", "").strip()
+    if explicit:
+        return explicit if "://" in explicit else f"sqlite:///{Path(explicit).resolve()}"
+    if environ.get("ASSISTANT_PROFILE", "").strip() == "production":
+        missing = [name for name in POSTGRES_SETTINGS if not environ.get(name)]
+        if missing:
+            raise OutboxConfigError("ASSISTANT_PROFILE=production keeps the outbox in PostgreSQL; "
+                                    f"set {', '.join(missing)}")
+        return URL.create("postgresql", username=environ["POSTGRES_USER"], password=environ["POSTGRES_PASSWORD"],
+                          host=environ["POSTGRES_HOST"], port=int(environ["POSTGRES_PORT"]),
+                          database=environ["POSTGRES_DB"])
+    return f"sqlite:///{DEFAULT_DB}"
+
+
+# One engine (and connection pool) per database for the whole process; the table is
+# created once per database.
+_engines: Dict[str, Engine] = {}
+
+
+def _engine(url: Union[str, URL]) -> Engine:
+    key = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    if key not in _engines:
+        engine_url = sqlalchemy.engine.make_url(url)
+        if engine_url.get_backend_name() == "sqlite":
+            Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sqlalchemy.create_engine(engine_url, connect_args={"timeout": 10})
+        else:
+            engine = sqlalchemy.create_engine(engine_url, pool_pre_ping=True)
+        _create_table(engine)
+        _engines[key] = engine
+    return _engines[key]
+
+
+def _create_table(engine: Engine) -> None:
+    # DOUBLE PRECISION: PostgreSQL's REAL is 4 bytes, too few for a Unix time.
+    statement = sqlalchemy.text(
+        """CREATE TABLE IF NOT EXISTS outbox (
+               id TEXT PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL,
+               created_at DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+               next_attempt_at DOUBLE PRECISION NOT NULL, claimed_until DOUBLE PRECISION,
+               delivered_at DOUBLE PRECISION, last_error TEXT, response TEXT)""")
+    try:
+        with engine.begin() as db:
+            db.execute(statement)
+    except sqlalchemy.exc.IntegrityError:
+        # Two processes creating it at the same moment in PostgreSQL: the other one won.
+        with engine.begin() as db:
+            db.execute(statement)
+
+
+class Outbox:
+    def __init__(self, where: Union[None, str, Path, URL] = None):
+        """`where`: a file path (SQLite) or an SQLAlchemy URL; by default database_url()."""
+        if isinstance(where, Path) or (isinstance(where, str) and "://" not in where):
+            where = f"sqlite:///{Path(where).resolve()}"
+        self.engine = _engine(where or database_url())
+
+    @property
+    def where(self) -> str:
+        """The database, without its password (for messages to staff)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _rows(self, query: str, **values: Any) -> List[RowMapping]:
+        with self.engine.connect() as db:
+            return list(db.execute(sqlalchemy.text(query), values).mappings())
+
+    def _change(self, query: str, **values: Any) -> int:
+        with self.engine.begin() as db:
+            return db.execute(sqlalchemy.text(query), values).rowcount
 
     def add(self, kind: str, fields: Dict[str, Any], key: Optional[str] = None) -> Dict[str, Any]:
         """Stores an item durably and returns its payload.
@@ -99,38 +167,32 @@ class Outbox:
         request)."""
         now = time.time()
         payload = {"id": key or str(uuid.uuid4()), "event": kind, "time": now_iso(now), **fields}
-        with self._db() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO outbox (id, kind, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-                (payload["id"], kind, json.dumps(payload, ensure_ascii=False), now, now),
-            )
+        self._change(
+            "INSERT INTO outbox (id, kind, payload, created_at, next_attempt_at) "
+            "VALUES (:id, :kind, :payload, :now, :now) ON CONFLICT (id) DO NOTHING",
+            id=payload["id"], kind=kind, payload=json.dumps(payload, ensure_ascii=False), now=now)
         return self.payload(payload["id"])  # type: ignore[return-value]
 
-    def get(self, item_id: str) -> Optional[sqlite3.Row]:
-        with self._db() as db:
-            return db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
+    def get(self, item_id: str) -> Optional[RowMapping]:
+        rows = self._rows("SELECT * FROM outbox WHERE id = :id", id=item_id)
+        return rows[0] if rows else None
 
     def payload(self, item_id: str) -> Optional[Dict[str, Any]]:
         row = self.get(item_id)
         return json.loads(row["payload"]) if row else None
 
-    def pending(self, kind: Optional[str] = None) -> List[sqlite3.Row]:
-        query = "SELECT * FROM outbox WHERE delivered_at IS NULL"
-        args: tuple = ()
+    def pending(self, kind: Optional[str] = None) -> List[RowMapping]:
         if kind:
-            query, args = query + " AND kind = ?", (kind,)
-        with self._db() as db:
-            return db.execute(query + " ORDER BY created_at", args).fetchall()
+            return self._rows("SELECT * FROM outbox WHERE delivered_at IS NULL AND kind = :kind "
+                              "ORDER BY created_at", kind=kind)
+        return self._rows("SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY created_at")
 
     def _claim(self, item_id: str, now: float) -> bool:
         """Takes an item for sending; False if another sender has it or it was delivered."""
-        with self._db() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ? AND delivered_at IS NULL "
-                "AND (claimed_until IS NULL OR claimed_until < ?)",
-                (now + CLAIM_SECONDS, item_id, now),
-            )
-            return cursor.rowcount == 1
+        return self._change(
+            "UPDATE outbox SET claimed_until = :until WHERE id = :id AND delivered_at IS NULL "
+            "AND (claimed_until IS NULL OR claimed_until < :now)",
+            until=now + CLAIM_SECONDS, id=item_id, now=now) == 1
 
     async def deliver_due(
         self,
@@ -142,12 +204,11 @@ class Outbox:
         """Sends every item that is due (or just `only`); returns how many were delivered."""
         send = send or post_signed
         clock = time.time() if now is None else now
-        query = "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?"
-        args: tuple = (clock,)
+        columns = "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL"
         if only:
-            query, args = "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL AND id = ?", (only,)
-        with self._db() as db:
-            due = db.execute(query + " ORDER BY created_at", args).fetchall()
+            due = self._rows(columns + " AND id = :id", id=only)
+        else:
+            due = self._rows(columns + " AND next_attempt_at <= :clock ORDER BY created_at", clock=clock)
         delivered = 0
         for row in due:
             destination = destinations(row["kind"])
@@ -166,25 +227,21 @@ class Outbox:
         return delivered
 
     def _release(self, item_id: str) -> None:
-        with self._db() as db:
-            db.execute("UPDATE outbox SET claimed_until = NULL WHERE id = ?", (item_id,))
+        self._change("UPDATE outbox SET claimed_until = NULL WHERE id = :id", id=item_id)
 
-    def _record(self, row: sqlite3.Row, result: SendResult) -> None:
-        with self._db() as db:
-            if result.ok:
-                db.execute(
-                    "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_until = NULL, "
-                    "response = ?, last_error = NULL WHERE id = ?",
-                    (time.time(), result.body[:MAX_STORED_RESPONSE], row["id"]),
-                )
-                return
-            attempts = row["attempts"] + 1
-            error = result.error or f"HTTP {result.status}"
-            db.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_until = NULL "
-                "WHERE id = ?",
-                (attempts, time.time() + backoff(attempts), error, row["id"]),
-            )
+    def _record(self, row: RowMapping, result: SendResult) -> None:
+        if result.ok:
+            self._change(
+                "UPDATE outbox SET delivered_at = :now, attempts = attempts + 1, claimed_until = NULL, "
+                "response = :response, last_error = NULL WHERE id = :id",
+                now=time.time(), response=result.body[:MAX_STORED_RESPONSE], id=row["id"])
+            return
+        attempts = row["attempts"] + 1
+        error = result.error or f"HTTP {result.status}"
+        self._change(
+            "UPDATE outbox SET attempts = :attempts, next_attempt_at = :next, last_error = :error, "
+            "claimed_until = NULL WHERE id = :id",
+            attempts=attempts, next=time.time() + backoff(attempts), error=error, id=row["id"])
         logger.warning("%s %s not delivered (attempt %s): %s", row["kind"], row["id"], attempts, error)
 
 
@@ -252,7 +309,7 @@ def ensure_retry_loop(make_outbox: Callable[[], Outbox] = Outbox,
     _retry_task = asyncio.get_running_loop().create_task(loop())
 
 
-def describe(row: sqlite3.Row, destination: Optional[Destination]) -> str:
+def describe(row: RowMapping, destination: Optional[Destination]) -> str:
     payload = json.loads(row["payload"])
     if destination is None:
         state = "waiting: no webhook configured for it"
@@ -273,11 +330,15 @@ def describe(row: sqlite3.Row, destination: Optional[Destination]) -> str:
 
 def main(argv: List[str]) -> int:
     command = argv[1] if len(argv) > 1 else "list"
-    outbox = Outbox()
+    try:
+        outbox = Outbox()
+    except (OutboxConfigError, sqlalchemy.exc.SQLAlchemyError) as error:
+        print(f"Can't open the outbox: {error}", file=sys.stderr)
+        return 1
     if command == "list":
         rows = outbox.pending()
         if not rows:
-            print(f"Nothing waiting: every booking request and staff notification was delivered ({outbox.path}).")
+            print(f"Nothing waiting: every booking request and staff notification was delivered ({outbox.where}).")
         for row in rows:
             print(describe(row, clinic_destinations(row["kind"])))
         return 0
