@@ -26,13 +26,20 @@ LOW_DISK_MB = 200
 def check(endpoints: Path) -> str:
     """What was checked; raises RuntimeError with the reason when the store can't be written."""
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-    warnings.simplefilter("ignore")  # Rasa's and SQLAlchemy's deprecation notices are not for staff
+    # Rasa's and SQLAlchemy's deprecation notices are not for staff (Rasa resets the warning
+    # filters while it imports, so they are silenced where they are shown).
+    warnings.simplefilter("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
     from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.exceptions import RasaException
     from rasa.utils.endpoints import read_endpoint_config
 
     from channels.guard import describe_error
 
-    config = read_endpoint_config(str(endpoints), "tracker_store")
+    try:
+        config = read_endpoint_config(str(endpoints), "tracker_store")
+    except RasaException as error:  # a ${VARIABLE} the endpoints file needs is not set
+        raise RuntimeError(f"{endpoints}: {error}") from None
     if config is None or (config.type or "").lower() != "sql":
         return f"tracker store: {getattr(config, 'type', None) or 'in memory'} (not checked here)"
     kwargs = dict(config.kwargs)

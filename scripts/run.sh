@@ -11,6 +11,29 @@ WEB_PORT=${WEB_PORT:-8080}
 ACTIONS_PORT=${ACTIONS_PORT:-5055}
 mkdir -p var logs
 
+# The profile: embedded (default: SQLite in var/, Rasa's in-memory lock) or production
+# (PostgreSQL tracker store and outbox, Redis lock store: endpoints.production.yml, whose
+# settings come from the environment; README, "Scaling").
+case "${ASSISTANT_PROFILE:=embedded}" in
+  embedded) ENDPOINTS=endpoints.yml; STORED="in var/tracker.db" ;;
+  production)
+    ENDPOINTS=endpoints.production.yml
+    export ACTION_SERVER_URL="${ACTION_SERVER_URL:-http://127.0.0.1:$ACTIONS_PORT/webhook}"
+    missing=()
+    for name in POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB REDIS_HOST REDIS_PORT REDIS_DB; do
+      [ -n "${!name:-}" ] || missing+=("$name")
+    done
+    [ -n "${REDIS_PASSWORD+set}" ] || missing+=("REDIS_PASSWORD (empty for a Redis without one)")
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo "ASSISTANT_PROFILE=production needs these settings in the environment: ${missing[*]}" \
+           "(deploy/.env.example describes each)." >&2
+      exit 1
+    fi
+    STORED="in PostgreSQL ($POSTGRES_HOST:$POSTGRES_PORT/$POSTGRES_DB)" ;;
+  *) echo "ASSISTANT_PROFILE must be embedded or production, not '$ASSISTANT_PROFILE'." >&2; exit 1 ;;
+esac
+export ASSISTANT_PROFILE
+
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -53,7 +76,7 @@ export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_
 # rest + socketio, and each messaging channel whose settings are in the environment.
 .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
 # The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
-.venv/bin/python -W ignore scripts/check_tracker_store.py endpoints.yml || exit 1
+.venv/bin/python -W ignore scripts/check_tracker_store.py "$ENDPOINTS" || exit 1
 
 # The action server (actions/server.py: rasa-sdk's) has no authentication of its own: it
 # listens on this machine only (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
@@ -81,7 +104,7 @@ fi
 export SANIC_BACKLOG=${SANIC_BACKLOG:-2048}
 echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this takes 20-30 seconds ..."
 # shellcheck disable=SC2086  # WIDGET_ORIGINS is a list
-"$RASA" run --model models/sciatica.tar.gz --endpoints endpoints.yml --credentials var/credentials.yml \
+"$RASA" run --model models/sciatica.tar.gz --endpoints "$ENDPOINTS" --credentials var/credentials.yml \
   --cors $WIDGET_ORIGINS --port "$PORT" "${api[@]}" >logs/rasa-server.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
@@ -100,7 +123,7 @@ The assistant is running. Talk to it:
   socket.io: http://localhost:$PORT/socket.io (for the website widget)
   Terminal:  make shell   (in another terminal)
 After editing data/ or clinic.yml: make reload   (checks, retrains, loads the new model; no restart)
-Conversations are kept in var/tracker.db. Press Ctrl-C to stop.
+Conversations are kept $STORED. Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}"
 echo "A server stopped unexpectedly; see logs/." >&2

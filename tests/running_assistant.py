@@ -106,6 +106,38 @@ class Receiver:
         return []
 
 
+def say(port: int, sender: str, message: str) -> List[dict]:
+    """One message through the REST channel of the Rasa server on this port; its replies."""
+    request = urllib.request.Request(
+        f"http://localhost:{port}/webhooks/rest/webhook",
+        data=json.dumps({"sender": sender, "message": message}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def prepare(workdir: Path, page_ports, staff_webhook_url: str, booking_webhook_url: str, extra_env: dict):
+    """What make run prepares before starting the servers: clinic.yml (with these webhooks), the
+    environment, and credentials (rest, socketio for pages on page_ports, the secured Twilio channel)."""
+    from channels.credentials import build
+
+    clinic = yaml.safe_load((ROOT / "clinic.yml").read_text())
+    clinic["staff_webhook_url"] = staff_webhook_url
+    clinic["booking_webhook_url"] = booking_webhook_url
+    (workdir / "clinic.yml").write_text(yaml.safe_dump(clinic))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CLINIC_CONFIG": str(workdir / "clinic.yml"),
+           "SANIC_BACKLOG": "2048",  # as make run sets it
+           "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
+           # Retry the outbox every second (production: 15 s, back-off from 30 s).
+           "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1", **extra_env}
+    credentials = workdir / "credentials.yml"
+    origins = " ".join(f"http://{host}:{port}" for port in page_ports for host in ("127.0.0.1", "localhost"))
+    credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": origins})[0]))
+    return clinic, env, credentials, origins
+
+
 class Assistant:
     def __init__(self, workdir: Path, staff_webhook_url: str = "", booking_webhook_url: str = "",
                  db: Optional[Path] = None):
@@ -122,23 +154,8 @@ class Assistant:
             "action_endpoint": {"url": f"http://127.0.0.1:{self.actions_port}/webhook"},
             "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(self.db)},
         }))
-        clinic = yaml.safe_load((ROOT / "clinic.yml").read_text())
-        clinic["staff_webhook_url"] = staff_webhook_url
-        clinic["booking_webhook_url"] = booking_webhook_url
-        self.clinic = clinic
-        (workdir / "clinic.yml").write_text(yaml.safe_dump(clinic))
-        self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CLINIC_CONFIG": str(workdir / "clinic.yml"),
-                    "OUTBOX_DB": str(self.outbox), "SANIC_BACKLOG": "2048",  # as make run sets it
-                    "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
-                    # Retry the outbox every second (production: 15 s, back-off from 30 s).
-                    "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1"}
-        # As make run does: rest, socketio, and the (secured) Twilio channel from test settings.
-        from channels.credentials import build
-
-        self.credentials = workdir / "credentials.yml"
-        self.origins = " ".join(f"http://{host}:{port}" for port in self.page_ports
-                                for host in ("127.0.0.1", "localhost"))
-        self.credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": self.origins})[0]))
+        self.clinic, self.env, self.credentials, self.origins = prepare(
+            workdir, self.page_ports, staff_webhook_url, booking_webhook_url, {"OUTBOX_DB": str(self.outbox)})
         self.actions = None
         self.rasa = None
         self.start_actions()
@@ -167,14 +184,7 @@ class Assistant:
         self.start_rasa()
 
     def say(self, sender: str, message: str) -> List[dict]:
-        request = urllib.request.Request(
-            f"http://localhost:{self.port}/webhooks/rest/webhook",
-            data=json.dumps({"sender": sender, "message": message}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-            return json.loads(response.read())
+        return say(self.port, sender, message)
 
     def slots(self, sender: str) -> dict:
         """The conversation's slots, as the server reads them from the tracker store (HTTP API)."""
