@@ -3,12 +3,15 @@ production profile's PostgreSQL (shared by every action server) with ASSISTANT_P
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 
 import pytest
 
 from actions import outbox as outbox_module
 from actions.outbox import Destination, Outbox, OutboxConfigError, SendResult, database_url
 from tests import services
+from tests.running_assistant import ROOT
 
 PRODUCTION = {"ASSISTANT_PROFILE": "production", "POSTGRES_HOST": "db.internal", "POSTGRES_PORT": "5432",
               "POSTGRES_USER": "assistant", "POSTGRES_PASSWORD": "p@ss/word", "POSTGRES_DB": "clinic"}
@@ -87,3 +90,26 @@ def test_two_action_servers_share_one_outbox_in_postgresql_and_send_each_item_on
     assert first.pending() == [] and second.pending() == []
     row = postgres.query("SELECT delivered_at, attempts FROM outbox WHERE id = 'booking-1'")[0]
     assert row[0] is not None and row[1] == 1
+
+
+# --- make run's profile switch (scripts/run.sh), before anything starts -----------------------------
+
+def run_sh(env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "ASSISTANT_"))}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "run.sh")], env={**clean, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_make_run_production_names_every_missing_setting_and_starts_nothing():
+    result = run_sh({"ASSISTANT_PROFILE": "production", "POSTGRES_HOST": "127.0.0.1", "REDIS_PASSWORD": ""})
+    assert result.returncode == 1
+    for name in ("POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_HOST", "REDIS_PORT",
+                 "REDIS_DB"):
+        assert name in result.stderr
+    assert "POSTGRES_HOST" not in result.stderr and "REDIS_PASSWORD" not in result.stderr  # given (empty is valid)
+    assert "Starting" not in result.stdout
+
+
+def test_make_run_refuses_an_unknown_profile():
+    result = run_sh({"ASSISTANT_PROFILE": "prod"})
+    assert result.returncode == 1 and "embedded or production" in result.stderr
