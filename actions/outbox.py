@@ -87,11 +87,18 @@ class OutboxConfigError(ValueError):
 POSTGRES_SETTINGS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 
 
+def _as_url(where: Union[str, Path, URL]) -> Union[str, URL]:
+    """An SQLAlchemy URL as it is; a file path as the SQLite database there."""
+    if isinstance(where, Path) or (isinstance(where, str) and "://" not in where):
+        return f"sqlite:///{Path(where).resolve()}"
+    return where
+
+
 def database_url(environ: Mapping[str, str] = os.environ) -> Union[str, URL]:
     """Where the outbox is stored (see the module's docstring)."""
     explicit = environ.get("OUTBOX_DB", "").strip()
     if explicit:
-        return explicit if "://" in explicit else f"sqlite:///{Path(explicit).resolve()}"
+        return _as_url(explicit)
     if environ.get("ASSISTANT_PROFILE", "").strip() == "production":
         missing = [name for name in POSTGRES_SETTINGS if not environ.get(name)]
         if missing:
@@ -109,9 +116,9 @@ _engines: Dict[str, Engine] = {}
 
 
 def _engine(url: Union[str, URL]) -> Engine:
-    key = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    engine_url = sqlalchemy.engine.make_url(url)
+    key = engine_url.render_as_string(hide_password=False)
     if key not in _engines:
-        engine_url = sqlalchemy.engine.make_url(url)
         if engine_url.get_backend_name() == "sqlite":
             Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
             engine = sqlalchemy.create_engine(engine_url, connect_args={"timeout": 10})
@@ -142,9 +149,7 @@ def _create_table(engine: Engine) -> None:
 class Outbox:
     def __init__(self, where: Union[None, str, Path, URL] = None):
         """`where`: a file path (SQLite) or an SQLAlchemy URL; by default database_url()."""
-        if isinstance(where, Path) or (isinstance(where, str) and "://" not in where):
-            where = f"sqlite:///{Path(where).resolve()}"
-        self.engine = _engine(where or database_url())
+        self.engine = _engine(_as_url(where) if where else database_url())
 
     @property
     def where(self) -> str:

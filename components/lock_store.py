@@ -64,31 +64,24 @@ class AtomicRedisLockStore(RedisLockStore):
 
         return self._change(conversation_id, issue)
 
-    def update_lock(self, conversation_id: Text) -> None:
-        def drop_expired(lock: Optional[TicketLock]):
+    def _edit(self, conversation_id: Text, edit: Callable[[TicketLock], None], delete_if_idle: bool = False) -> None:
+        """Applies `edit` to the stored lock, if there is one, and saves it (or deletes it once
+        nobody waits, when asked)."""
+        def change(lock: Optional[TicketLock]):
             if lock is None:
                 return KEEP, None, None
-            lock.remove_expired_tickets()
-            return SAVE, lock, None
+            edit(lock)
+            return (DELETE if delete_if_idle and not lock.is_someone_waiting() else SAVE), lock, None
 
-        self._change(conversation_id, drop_expired)
+        self._change(conversation_id, change)
+
+    def update_lock(self, conversation_id: Text) -> None:
+        self._edit(conversation_id, TicketLock.remove_expired_tickets)
 
     def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
-        def finish(lock: Optional[TicketLock]):
-            if lock is None:
-                return KEEP, None, None
-            lock.remove_ticket_for(ticket_number)
-            return SAVE, lock, None
-
-        self._change(conversation_id, finish)
+        self._edit(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number))
 
     def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
         # Rasa's: finish, then delete the lock if nobody waits, in three steps; a ticket queued on
         # another server between the check and the delete was deleted with it.
-        def finish_and_delete_if_idle(lock: Optional[TicketLock]):
-            if lock is None:
-                return KEEP, None, None
-            lock.remove_ticket_for(ticket_number)
-            return (SAVE if lock.is_someone_waiting() else DELETE), lock, None
-
-        self._change(conversation_id, finish_and_delete_if_idle)
+        self._edit(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number), delete_if_idle=True)

@@ -72,10 +72,7 @@ class PostgresServer:
         password_file.unlink()
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                   "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off", "start")
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password,
-                                      dbname="postgres")
+        connection = self.connect("postgres")
         connection.autocommit = True  # CREATE DATABASE can't run in a transaction
         try:
             connection.cursor().execute(f"CREATE DATABASE {self.database}")
@@ -83,11 +80,11 @@ class PostgresServer:
             connection.close()
         return self
 
-    def connect(self):
+    def connect(self, database: Optional[str] = None):
         import psycopg2
 
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password,
-                                dbname=self.database)
+                                dbname=database or self.database)
 
     def query(self, sql: str, *args) -> list:
         connection = self.connect()

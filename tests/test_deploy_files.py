@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -34,6 +33,7 @@ import yaml
 
 from actions.clinic_settings import FROM_ENVIRONMENT, OVERRIDES
 from channels.credentials import CHANNELS
+from tests.running_assistant import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -537,12 +537,6 @@ def render_nginx(folder: Path, port: int, backend_ports: Dict[str, int],
                     f"http {{\n  types {{ text/html html; application/javascript js; }}\n  access_log off;\n"
                     f"  {temp}\n  include {folder / 'site.conf'};\n}}\n")
     return main
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_nginx_template_uses_only_variables_the_widget_container_has():
