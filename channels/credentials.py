@@ -10,6 +10,8 @@ without a word.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import sys
 from pathlib import Path
@@ -64,10 +66,34 @@ def web_chat_settings(environment: Mapping[str, str]) -> Dict[str, object]:
     return settings
 
 
+# One secret for the channels' own keys (CHANNEL_SECRET_KEY; `make run` keeps a random one in
+# var/channel-secret-key). Each channel gets a key derived for its purpose alone, so no key
+# serves two purposes and the servers of a multi-server set-up derive the same ones.
+SECRET_VARIABLE = "CHANNEL_SECRET_KEY"
+TWILIO = "channels.secure.SecureTwilioInput"
+
+
+def channel_key(secret: str, purpose: str) -> str:
+    """The key for one purpose, derived from the channels' secret (HMAC-SHA256, hex)."""
+    return hmac.new(secret.encode("utf-8"), f"clinic-assistant/{purpose}".encode(), hashlib.sha256).hexdigest()
+
+
+def channel_secret(environment: Mapping[str, str]) -> str:
+    secret = environment.get(SECRET_VARIABLE, "").strip()
+    if len(secret) < 32:
+        raise ChannelConfigError(f"{SECRET_VARIABLE} must be set to at least 32 random characters (make run "
+                                 "creates one in var/channel-secret-key; a multi-server set-up gives every "
+                                 "Rasa server the same one)")
+    return secret
+
+
 def build(environment: Mapping[str, str]) -> Tuple[dict, List[str]]:
     """(credentials, names of the messaging channels enabled)."""
+    secret = channel_secret(environment)
     credentials = yaml.safe_load(BASE.read_text()) or {}
-    credentials[WEB_CHAT] = {**(credentials.get(WEB_CHAT) or {}), **web_chat_settings(environment)}
+    credentials[WEB_CHAT] = {**(credentials.get(WEB_CHAT) or {}), **web_chat_settings(environment),
+                             # signs the session tokens that tie a widget to its conversation
+                             "session_key": channel_key(secret, "widget-session")}
     enabled = []
     for connector, (required, optional) in CHANNELS.items():
         present = {key: environment.get(var, "").strip() for key, var in required.items()}
@@ -79,6 +105,8 @@ def build(environment: Mapping[str, str]) -> Tuple[dict, List[str]]:
                                      "(or none of its settings to leave the channel off)")
         settings = dict(present)
         settings.update({key: environment[var].strip() for key, var in optional.items() if environment.get(var)})
+        if connector == TWILIO:  # SMS/WhatsApp conversations are named by a keyed hash of the number
+            settings["conversation_key"] = channel_key(secret, "sms-conversation-id")
         credentials[connector] = settings
         enabled.append(connector.rsplit(".", 1)[-1])
     return credentials, enabled

@@ -73,8 +73,21 @@ done
 export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_PORT http://127.0.0.1:$WEB_PORT}}"
 # A missing or malformed clinic setting stops here, with the reason.
 .venv/bin/python -m actions.clinic_settings || exit 1
+# The channels' keys (widget session tokens, SMS conversation names) are derived from one
+# secret: CHANNEL_SECRET_KEY, or in the embedded profile a random one kept in var/ (owner-only).
+# Only the credentials step reads it; Rasa gets the derived keys in var/credentials.yml.
+if [ -z "${CHANNEL_SECRET_KEY:-}" ]; then
+  if [ "$ASSISTANT_PROFILE" = production ]; then
+    echo "ASSISTANT_PROFILE=production needs CHANNEL_SECRET_KEY (the same on every Rasa server)." >&2; exit 1
+  fi
+  if [ ! -s var/channel-secret-key ]; then
+    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/channel-secret-key)
+  fi
+  CHANNEL_SECRET_KEY=$(cat var/channel-secret-key)
+fi
 # rest + socketio, and each messaging channel whose settings are in the environment.
-.venv/bin/python -m channels.credentials var/credentials.yml || exit 1
+CHANNEL_SECRET_KEY="$CHANNEL_SECRET_KEY" .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
+unset CHANNEL_SECRET_KEY
 # The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
 .venv/bin/python -W ignore scripts/check_tracker_store.py "$ENDPOINTS" || exit 1
 

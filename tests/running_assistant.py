@@ -58,6 +58,8 @@ STAFF_SECRET = "test-staff-secret-0123456789"
 # The HTTP API, as `make run` enables it for `make reload`; it starts with "-" as a random
 # token may, which `--auth-token -x` would take for an option (hence `--auth-token=`).
 API_TOKEN = "-test-api-token-0123456789"
+# The channels' secret, as make run keeps one in var/channel-secret-key.
+CHANNEL_SECRET = "test-channel-secret-0123456789abcdef0123456789"
 TWILIO_TEST_SETTINGS = {"TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
                         "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-tests", "TWILIO_NUMBER": "+13055550100"}
 
@@ -134,7 +136,8 @@ def prepare(workdir: Path, page_ports, staff_webhook_url: str, booking_webhook_u
            "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1", **extra_env}
     credentials = workdir / "credentials.yml"
     origins = " ".join(f"http://{host}:{port}" for port in page_ports for host in ("127.0.0.1", "localhost"))
-    credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": origins})[0]))
+    credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": origins,
+                                                    "CHANNEL_SECRET_KEY": CHANNEL_SECRET})[0]))
     return clinic, env, credentials, origins
 
 

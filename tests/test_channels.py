@@ -32,6 +32,7 @@ TWILIO_TOKEN = "twilio-auth-token-for-tests"
 TELEGRAM_SECRET = "telegram-secret-token-for-tests"
 JWT_KEY = "socketio-jwt-key-for-tests-0123456789abcdef"
 WIDGET_ORIGIN = "https://www.clinic.example"
+SECRET = {"CHANNEL_SECRET_KEY": "channel-secret-for-tests-0123456789abcdef"}
 
 
 def free_port() -> int:
@@ -83,7 +84,7 @@ def server():
         "secret_token": TELEGRAM_SECRET, "api_server": api.url})
     # The widget's socket.io channel as make run configures it with SOCKETIO_JWT_KEY set.
     webchat = WebChatInput.from_credentials(
-        {**build({"WIDGET_ORIGINS": WIDGET_ORIGIN, "SOCKETIO_JWT_KEY": JWT_KEY})[0]["channels.web.WebChatInput"]})
+        {**build({**SECRET, "WIDGET_ORIGINS": WIDGET_ORIGIN, "SOCKETIO_JWT_KEY": JWT_KEY})[0]["channels.web.WebChatInput"]})
     base, received = serve(twilio, telegram, webchat)
     return base, received, api, twilio, webchat
 
@@ -224,26 +225,41 @@ def test_missing_credentials_are_named():
 def test_only_rest_and_socketio_without_channel_settings():
     from channels.credentials import build
 
-    credentials, enabled = build({})
+    credentials, enabled = build(SECRET)
     assert set(credentials) == {"channels.web.GuardedRestInput", "channels.web.WebChatInput"} and enabled == []
 
 
 def test_a_channel_starts_when_its_settings_are_in_the_environment():
     from channels.credentials import build
 
-    credentials, enabled = build({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_NUMBER": "+1305",
+    credentials, enabled = build({**SECRET, "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_NUMBER": "+1305",
                                   "SLACK_TOKEN": "xoxb", "SLACK_SIGNING_SECRET": "s"})
     assert enabled == ["SecureTwilioInput", "GuardedSlackInput"]
-    assert credentials["channels.secure.SecureTwilioInput"] == {"account_sid": "AC1", "auth_token": "t",
-                                                                "twilio_number": "+1305"}
+    twilio = credentials["channels.secure.SecureTwilioInput"]
+    assert {key: twilio[key] for key in ("account_sid", "auth_token", "twilio_number")} == {
+        "account_sid": "AC1", "auth_token": "t", "twilio_number": "+1305"}
+    # Its own key, derived from the channels' secret, differs from the widget's.
+    assert len(twilio["conversation_key"]) == 64
+    assert twilio["conversation_key"] != credentials["channels.web.WebChatInput"]["session_key"]
     assert credentials["channels.secure.GuardedSlackInput"]["slack_signing_secret"] == "s"
+
+
+def test_the_channels_secret_is_required_and_named():
+    from channels.credentials import ChannelConfigError, build
+
+    for environment in ({}, {"CHANNEL_SECRET_KEY": "too-short"}):
+        with pytest.raises(ChannelConfigError, match="CHANNEL_SECRET_KEY must be set"):
+            build(environment)
+    other = build({"CHANNEL_SECRET_KEY": "another-channel-secret-0123456789abcdef"})[0]
+    assert other["channels.web.WebChatInput"]["session_key"] != build(SECRET)[0]["channels.web.WebChatInput"][
+        "session_key"]
 
 
 def test_half_configured_channel_names_what_is_missing():
     from channels.credentials import ChannelConfigError, build
 
     with pytest.raises(ChannelConfigError, match="set TELEGRAM_BOT_NAME, TELEGRAM_WEBHOOK_URL, TELEGRAM_SECRET_TOKEN"):
-        build({"TELEGRAM_TOKEN": "123:abc"})
+        build({**SECRET, "TELEGRAM_TOKEN": "123:abc"})
 
 
 # --- through the running assistant ----------------------------------------------------------
@@ -347,13 +363,13 @@ def test_the_widget_is_refused_from_another_site_or_without_a_valid_token(server
 
 
 def test_widget_origins_and_jwt_key_are_checked_when_the_credentials_are_built():
-    settings = build({})[0]["channels.web.WebChatInput"]
+    settings = build(SECRET)[0]["channels.web.WebChatInput"]
     assert settings["cors_allowed_origins"] == ["http://localhost:8080", "http://127.0.0.1:8080"]
     assert "jwt_key" not in settings
-    assert build({"WIDGET_ORIGINS": "https://a.example, https://b.example"})[0]["channels.web.WebChatInput"][
+    assert build({**SECRET, "WIDGET_ORIGINS": "https://a.example, https://b.example"})[0]["channels.web.WebChatInput"][
         "cors_allowed_origins"] == ["https://a.example", "https://b.example"]
     for bad in ("*", "www.clinic.example", "https://www.clinic.example/"):
         with pytest.raises(ChannelConfigError, match="WIDGET_ORIGINS"):
-            build({"WIDGET_ORIGINS": bad})
+            build({**SECRET, "WIDGET_ORIGINS": bad})
     with pytest.raises(ChannelConfigError, match="SOCKETIO_JWT_KEY is too short"):
-        build({"SOCKETIO_JWT_KEY": "short"})
+        build({**SECRET, "SOCKETIO_JWT_KEY": "short"})
