@@ -1,5 +1,5 @@
-"""Builds the credentials Rasa starts with: rest and socketio always, each
-messaging channel when its settings are in the environment.
+"""Builds the credentials Rasa starts with: socketio always, rest with its token
+(REST_CHANNEL_TOKEN), each messaging channel when its settings are in the environment.
 
     python -m channels.credentials var/credentials.yml
 
@@ -15,7 +15,7 @@ import hmac
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -27,10 +27,13 @@ CHANNELS: Dict[str, Tuple[Dict[str, str], Dict[str, str]]] = {
     # Rasa's own Twilio and Telegram connectors accept unsigned requests: ours check (channels/secure.py).
     "channels.secure.SecureTwilioInput": (
         {"account_sid": "TWILIO_ACCOUNT_SID", "auth_token": "TWILIO_AUTH_TOKEN", "twilio_number": "TWILIO_NUMBER"},
-        {"public_url": "TWILIO_WEBHOOK_URL"}),
+        # TWILIO_API_URL: another address for Twilio's API (the tests' fake); api.twilio.com if unset
+        {"public_url": "TWILIO_WEBHOOK_URL", "api_url": "TWILIO_API_URL"}),
     "channels.secure.SecureTelegramInput": (
         {"access_token": "TELEGRAM_TOKEN", "verify": "TELEGRAM_BOT_NAME", "webhook_url": "TELEGRAM_WEBHOOK_URL",
-         "secret_token": "TELEGRAM_SECRET_TOKEN"}, {}),
+         "secret_token": "TELEGRAM_SECRET_TOKEN"},
+        # TELEGRAM_API_SERVER: a local Bot API server (or the tests' fake); api.telegram.org if unset
+        {"api_server": "TELEGRAM_API_SERVER"}),
     # Rasa's Messenger connector checks X-Hub-Signature with the app secret.
     "channels.secure.GuardedFacebookInput": ({"verify": "FACEBOOK_VERIFY_TOKEN", "secret": "FACEBOOK_APP_SECRET",
                   "page-access-token": "FACEBOOK_PAGE_ACCESS_TOKEN"}, {}),
@@ -71,6 +74,20 @@ def web_chat_settings(environment: Mapping[str, str]) -> Dict[str, object]:
 # serves two purposes and the servers of a multi-server set-up derive the same ones.
 SECRET_VARIABLE = "CHANNEL_SECRET_KEY"
 TWILIO = "channels.secure.SecureTwilioInput"
+# The REST channel, a developer's tool, is on only with its token (REST_CHANNEL_TOKEN;
+# `make run` keeps a random one in var/rest-token in the embedded profile).
+REST = "channels.web.GuardedRestInput"
+REST_TOKEN_VARIABLE = "REST_CHANNEL_TOKEN"
+
+
+def rest_settings(environment: Mapping[str, str]) -> Optional[Dict[str, str]]:
+    """The REST channel's credentials, or None (left out) without REST_CHANNEL_TOKEN."""
+    token = environment.get(REST_TOKEN_VARIABLE, "").strip()
+    if not token:
+        return None
+    if len(token) < 32:
+        raise ChannelConfigError(f"{REST_TOKEN_VARIABLE} is too short: use at least 32 random characters")
+    return {"token": token}
 
 
 def channel_key(secret: str, purpose: str) -> str:
@@ -94,6 +111,11 @@ def build(environment: Mapping[str, str]) -> Tuple[dict, List[str]]:
     credentials[WEB_CHAT] = {**(credentials.get(WEB_CHAT) or {}), **web_chat_settings(environment),
                              # signs the session tokens that tie a widget to its conversation
                              "session_key": channel_key(secret, "widget-session")}
+    rest = rest_settings(environment)
+    if rest is None:
+        credentials.pop(REST, None)
+    else:
+        credentials[REST] = rest
     enabled = []
     for connector, (required, optional) in CHANNELS.items():
         present = {key: environment.get(var, "").strip() for key, var in required.items()}
@@ -124,7 +146,8 @@ def main(argv: List[str]) -> int:
     target.chmod(0o600)
     target.write_text(yaml.safe_dump(credentials, sort_keys=False))
     web_chat = credentials[WEB_CHAT]
-    print("Channels: rest, socketio" + "".join(f", {name}" for name in enabled)
+    print("Channels: " + ("rest (with its token), " if REST in credentials else "")
+          + "socketio" + "".join(f", {name}" for name in enabled)
           + f"; the widget may be used on {' '.join(web_chat['cors_allowed_origins'])}"
           + ("; it needs a signed token (SOCKETIO_JWT_KEY)" if web_chat.get("jwt_key") else ""))
     return 0

@@ -9,8 +9,11 @@ cd /app
 
 # A missing or malformed clinic setting stops here, with the reason.
 python -m actions.clinic_settings
-# rest + socketio, and each messaging channel whose settings are in the environment.
+# socketio, rest when REST_CHANNEL_TOKEN is set, and each messaging channel whose settings are in
+# the environment. Rasa reads the keys derived from CHANNEL_SECRET_KEY and the REST token from
+# var/credentials.yml, so neither stays in its environment.
 python -m channels.credentials var/credentials.yml
+unset CHANNEL_SECRET_KEY REST_CHANNEL_TOKEN
 
 # The tracker store (PostgreSQL) must be writable before Rasa starts, or Rasa would keep
 # conversations in memory. Several Rasa servers starting at once on a new database race to

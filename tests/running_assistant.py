@@ -60,6 +60,8 @@ STAFF_SECRET = "test-staff-secret-0123456789"
 API_TOKEN = "-test-api-token-0123456789"
 # The channels' secret, as make run keeps one in var/channel-secret-key.
 CHANNEL_SECRET = "test-channel-secret-0123456789abcdef0123456789"
+# The REST channel's token, as make run keeps one in var/rest-token.
+REST_TOKEN = "test-rest-channel-token-0123456789abcdef"
 TWILIO_TEST_SETTINGS = {"TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
                         "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-tests", "TWILIO_NUMBER": "+13055550100"}
 
@@ -108,12 +110,17 @@ class Receiver:
         return []
 
 
+def rest_conversation(sender: str) -> str:
+    """The conversation a REST sender's messages go to (the channel keeps its own: channels/web.py)."""
+    return "rest:" + sender
+
+
 def say(port: int, sender: str, message: str) -> List[dict]:
     """One message through the REST channel of the Rasa server on this port; its replies."""
     request = urllib.request.Request(
         f"http://localhost:{port}/webhooks/rest/webhook",
         data=json.dumps({"sender": sender, "message": message}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {REST_TOKEN}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
@@ -122,7 +129,7 @@ def say(port: int, sender: str, message: str) -> List[dict]:
 
 def prepare(workdir: Path, page_ports, staff_webhook_url: str, booking_webhook_url: str, extra_env: dict):
     """What make run prepares before starting the servers: clinic.yml (with these webhooks), the
-    environment, and credentials (rest, socketio for pages on page_ports, the secured Twilio channel)."""
+    environment, and credentials (rest, socketio for pages on page_ports, the secured Twilio and Telegram channels)."""
     from channels.credentials import build
 
     clinic = yaml.safe_load((ROOT / "clinic.yml").read_text())
@@ -131,13 +138,19 @@ def prepare(workdir: Path, page_ports, staff_webhook_url: str, booking_webhook_u
     (workdir / "clinic.yml").write_text(yaml.safe_dump(clinic))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CLINIC_CONFIG": str(workdir / "clinic.yml"),
            "SANIC_BACKLOG": "2048",  # as make run sets it
+           "RATE_LIMIT_PER_ADDRESS": "1000000",  # every test conversation comes from 127.0.0.1
            "BOOKING_WEBHOOK_SECRET": BOOKING_SECRET, "STAFF_WEBHOOK_SECRET": STAFF_SECRET,
            # Retry the outbox every second (production: 15 s, back-off from 30 s).
            "OUTBOX_RETRY_EVERY_SECONDS": "1", "OUTBOX_FIRST_BACKOFF_SECONDS": "1", **extra_env}
     credentials = workdir / "credentials.yml"
     origins = " ".join(f"http://{host}:{port}" for port in page_ports for host in ("127.0.0.1", "localhost"))
-    credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, "WIDGET_ORIGINS": origins,
-                                                    "CHANNEL_SECRET_KEY": CHANNEL_SECRET})[0]))
+    # SMS and Telegram replies go to local fakes of Twilio's and Telegram's APIs (tests/provider_apis.py).
+    from tests import provider_apis
+
+    credentials.write_text(yaml.safe_dump(build({**TWILIO_TEST_SETTINGS, **provider_apis.settings(),
+                                                    "WIDGET_ORIGINS": origins,
+                                                    "CHANNEL_SECRET_KEY": CHANNEL_SECRET,
+                                                    "REST_CHANNEL_TOKEN": REST_TOKEN})[0]))
     return clinic, env, credentials, origins
 
 
@@ -190,11 +203,16 @@ class Assistant:
         return say(self.port, sender, message)
 
     def slots(self, sender: str) -> dict:
-        """The conversation's slots, as the server reads them from the tracker store (HTTP API)."""
-        url = (f"http://127.0.0.1:{self.port}/conversations/{urllib.parse.quote(sender)}/tracker?"
-               + urllib.parse.urlencode({"token": API_TOKEN}))
+        """The slots of this REST sender's conversation, as the server reads them from the tracker store."""
+        return self.tracker(rest_conversation(sender))["slots"]
+
+    def tracker(self, conversation_id: str) -> dict:
+        """A conversation (any channel's), as the server reads it from the tracker store (HTTP API)."""
+        # Rasa's routes take the id as it is in the path (no unquoting): ":" and "+" stay as they are.
+        url = (f"http://127.0.0.1:{self.port}/conversations/{urllib.parse.quote(conversation_id, safe=':+')}/"
+               "tracker?" + urllib.parse.urlencode({"token": API_TOKEN}))
         with urllib.request.urlopen(url, timeout=30) as response:
-            return json.loads(response.read())["slots"]
+            return json.loads(response.read())
 
     def close(self):
         stop(self.rasa)

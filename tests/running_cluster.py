@@ -9,7 +9,8 @@ from pathlib import Path
 from subprocess import STDOUT, Popen
 from typing import Dict, List, Tuple
 
-from tests.running_assistant import API_TOKEN, MODEL, RASA, ROOT, free_port, prepare, say, stop, wait_until_up
+from tests.running_assistant import (API_TOKEN, MODEL, RASA, ROOT, free_port, prepare, rest_conversation, say, stop,
+                                     wait_until_up)
 from tests.services import PostgresServer, RedisServer
 
 PRODUCTION_ENDPOINTS = ROOT / "endpoints.production.yml"
@@ -72,8 +73,9 @@ class Cluster:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def events(self, sender: str) -> List[Tuple[str, dict]]:
-        """The conversation as stored in PostgreSQL: (event type, event) in order."""
-        rows = self.postgres.query("SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id", sender)
+        """The REST sender's conversation as stored in PostgreSQL: (event type, event) in order."""
+        rows = self.postgres.query("SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id",
+                                   rest_conversation(sender))
         return [(kind, json.loads(data)) for kind, data in rows]
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ whose tool is missing is skipped and says how to install it:
 """
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import os
@@ -349,7 +350,8 @@ def test_no_literal_secrets_in_compose():
 
 
 def test_rasa_servers_get_what_the_endpoints_channels_and_clinic_settings_read():
-    needed = endpoints_variables() | {"WIDGET_ORIGINS", "SOCKETIO_JWT_KEY", "RASA_API_TOKEN"}
+    needed = endpoints_variables() | {"WIDGET_ORIGINS", "SOCKETIO_JWT_KEY", "RASA_API_TOKEN", "CHANNEL_SECRET_KEY",
+                                      "REST_CHANNEL_TOKEN"}
     needed |= set(FROM_ENVIRONMENT.values()) | set(OVERRIDES.values())
     for required, optional in CHANNELS.values():
         needed |= set(required.values()) | set(optional.values())
@@ -638,3 +640,57 @@ def test_nginx_serves_the_page_and_passes_only_the_channels_to_rasa(running_ngin
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(running_nginx + private, timeout=5)
         assert refused.value.code == 404, private
+
+
+def _requests_from(base_url: str, source: str, method: str, path: str, count: int) -> Tuple[List[Tuple[int, dict, bytes]], float]:
+    """`count` requests one after another from this local address; ((status, headers, body) each, seconds taken)."""
+    host, port = base_url.rsplit("//", 1)[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
+    body = b'{"sender": "s", "message": "hi"}' if method == "POST" else None
+    answers, started = [], time.monotonic()
+    try:
+        for _ in range(count):
+            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            answers.append((answer.status, answer.headers, answer.read()))
+    finally:
+        connection.close()
+    return answers, time.monotonic() - started
+
+
+@pytest.mark.parametrize("method, path, zone", [("POST", "/webhooks/rest/webhook", "messages_per_client"),
+                                                ("GET", "/socket.io/?EIO=4&transport=polling", "socketio_per_client")])
+def test_nginx_limits_requests_per_client_address(running_nginx, method, path, zone):
+    """Beyond the burst, one address gets 429 with a reason; another address is served meanwhile."""
+    rate, burst = _rate_and_burst(zone)
+    flood, seconds = _requests_from(running_nginx, "127.0.0.1", method, path, burst + 80)
+    served = sum(status == 200 for status, _, _ in flood)
+    refused = [(headers, body) for status, headers, body in flood if status == 429]
+    assert served + len(refused) == len(flood), sorted({status for status, _, _ in flood})
+    # The burst, plus what the rate refills while the flood lasts.
+    assert burst < served <= burst + 1 + int(rate * seconds) + 1, (served, seconds)
+    assert refused and all(headers["Retry-After"] == "60" and b"please wait a minute" in body
+                           for headers, body in refused)
+    neighbour, _ = _requests_from(running_nginx, "127.0.0.2", method, path, 3)
+    assert [status for status, _, _ in neighbour] == [200, 200, 200]
+    assert json.loads(neighbour[0][2])["path"] == path
+
+
+def _rate_and_burst(zone: str) -> Tuple[float, int]:
+    """(requests a second, burst) of a limit_req zone, as nginx.conf sets them."""
+    text = NGINX_TEMPLATE.read_text()
+    rate = re.search(rf"limit_req_zone \$binary_remote_addr zone={zone}:\w+ rate=(\d+)r/s;", text)
+    burst = re.search(rf"limit_req zone={zone} burst=(\d+) nodelay;", text)
+    assert rate and burst, f"nginx.conf: no per-address limit_req for {zone}"
+    return float(rate.group(1)), int(burst.group(1))
+
+
+def test_rasa_servers_behind_nginx_take_the_visitors_address_from_it():
+    """Without TRUSTED_PROXIES every visitor would have nginx's address, and the per-address limit
+    would count all of them together; with it, only the project's own (private) networks are trusted."""
+    from channels.guard import parse_trusted_proxies
+
+    for name, service in bot_services().items():
+        proxies = parse_trusted_proxies(service["environment"]["TRUSTED_PROXIES"])
+        assert proxies and all(network.is_private for network in proxies), name
+        assert not service.get("ports"), f"{name}: a published port would let anyone claim any address"

@@ -10,7 +10,9 @@ from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from channels.guard import EMPTY, TOO_FAST, RateLimit, VisitorGuard, clean_text, without_payload_syntax
+from channels.guard import (EMPTY, RATE_PER_ADDRESS, TOO_FAST, RateLimit, VisitorGuard, address_key, clean_text,
+                            client_address, limits_from_environment, parse_trusted_proxies, reset_client_address,
+                            set_client_address, without_payload_syntax)
 
 
 class FakeClock:
@@ -21,15 +23,23 @@ class FakeClock:
         return self.now
 
 
-def send(guard, handler, text, sender="visitor", channel="rest"):
-    """(replies the visitor got, messages the assistant was handed)."""
+def send(guard, handler, text, sender="visitor", channel="rest", address=None):
+    """(replies the visitor got, messages the assistant was handed), from this client address if given
+    (as the channels record it for each request)."""
     output, handled = CollectingOutputChannel(), []
 
     async def assistant(message):
         handled.append(message.text)
         await handler(message)
 
-    asyncio.run(guard.wrap(assistant)(UserMessage(text, output, sender, input_channel=channel)))
+    async def request():
+        token = set_client_address(address)
+        try:
+            await guard.wrap(assistant)(UserMessage(text, output, sender, input_channel=channel))
+        finally:
+            reset_client_address(token)
+
+    asyncio.run(request())
     return [m["text"] for m in output.messages], handled
 
 
@@ -90,6 +100,63 @@ def test_the_rate_limit_forgets_the_least_recent_senders_beyond_its_memory():
     for i in range(1000):
         assert limit.allow(("rest", f"sender-{i}"))
     assert len(limit._buckets) == 100
+
+
+def test_rotating_sender_ids_from_one_address_is_refused_beyond_the_address_limit(caplog):
+    clock = FakeClock()
+    guard = VisitorGuard(RateLimit(messages=20, seconds=60, clock=clock),
+                         address_limit=RateLimit(messages=120, seconds=60, clock=clock))
+    results = [send(guard, answers, "hi", sender=f"rotating-{i}", address="203.0.113.7") for i in range(300)]
+    assert [bool(handled) for _, handled in results] == [True] * 120 + [False] * 180
+    assert all(replies == [TOO_FAST] for replies, _ in results[120:])
+    assert caplog.text.count("from client address 203.0.113.7") == 1  # one log line for the flood
+    # Another address, and a channel that knows no address (SMS: the provider's servers call), are answered.
+    assert send(guard, answers, "hello", sender="neighbour", address="203.0.113.8")[1] == ["hello"]
+    assert send(guard, answers, "hello", sender="sms-visitor", channel="twilio")[1] == ["hello"]
+    clock.now += 0.5  # 120 a minute: one more every half second
+    assert send(guard, answers, "again", sender="rotating-new", address="203.0.113.7")[1] == ["again"]
+    assert send(guard, answers, "again", sender="rotating-newer", address="203.0.113.7")[1] == []
+
+
+def test_one_senders_flood_does_not_use_up_the_allowance_of_others_at_the_same_address():
+    clock = FakeClock()
+    guard = VisitorGuard(RateLimit(messages=20, seconds=60, clock=clock),
+                         address_limit=RateLimit(messages=120, seconds=60, clock=clock))
+    for _ in range(300):
+        send(guard, answers, "flood", sender="flooder", address="198.51.100.1")
+    handled = [send(guard, answers, "hi", sender=f"colleague-{i}", address="198.51.100.1")[1] for i in range(100)]
+    assert handled == [["hi"]] * 100
+
+
+def test_ipv6_addresses_count_by_their_64_block():
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.4") == "192.0.2.4" and address_key("192.0.2.4") == "192.0.2.4"
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy():
+    proxies = parse_trusted_proxies("10.0.0.5, 172.16.0.0/12")
+    # A client that is not a proxy can write anything in the header: its own address counts.
+    assert client_address("203.0.113.7", "198.51.100.1", proxies) == "203.0.113.7"
+    assert client_address("203.0.113.7", "198.51.100.1", []) == "203.0.113.7"
+    # Through nginx: the address nginx appended; what the client wrote before it is ignored.
+    assert client_address("10.0.0.5", "1.2.3.4, 203.0.113.7", proxies) == "203.0.113.7"
+    # Through two trusted proxies.
+    assert client_address("10.0.0.5", "203.0.113.7, 172.18.0.3", proxies) == "203.0.113.7"
+    assert client_address("10.0.0.5", None, proxies) == "10.0.0.5"
+    assert client_address("10.0.0.5", "not-an-address", proxies) == "not-an-address"
+
+
+def test_the_address_limit_and_proxies_come_from_the_environment():
+    limit, proxies = limits_from_environment({})
+    assert limit.messages == RATE_PER_ADDRESS == 120 and proxies == []
+    limit, proxies = limits_from_environment({"RATE_LIMIT_PER_ADDRESS": "30", "TRUSTED_PROXIES": "10.0.0.5 fd00::/8"})
+    assert limit.messages == 30 and [str(p) for p in proxies] == ["10.0.0.5/32", "fd00::/8"]
+    assert limits_from_environment({"RATE_LIMIT_PER_ADDRESS": "0"})[0] is None
+    with pytest.raises(ValueError, match="RATE_LIMIT_PER_ADDRESS"):
+        limits_from_environment({"RATE_LIMIT_PER_ADDRESS": "lots"})
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES: 'nginx'"):
+        limits_from_environment({"TRUSTED_PROXIES": "nginx"})
 
 
 def test_a_failure_while_handling_gets_the_clinic_contacts_not_silence(clinic_config):

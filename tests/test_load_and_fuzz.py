@@ -35,7 +35,8 @@ import pytest
 import socketio
 
 from benchmark.workload import sessions
-from tests.running_assistant import text_of
+from tests.running_assistant import REST_TOKEN, text_of
+from tests.running_assistant import rest_conversation as rest_conversation_id
 
 pytestmark = pytest.mark.load
 
@@ -44,6 +45,8 @@ LOAD_REST, LOAD_SOCKETIO, MESSAGES_EACH = 50, 20, 20  # one wave; SCALE waves
 FUZZ_MESSAGES = 2100 * SCALE
 ANSWER_TIMEOUT = 120  # seconds one message may wait under load before it counts as unanswered
 QUIET_SECONDS = 0.5
+# The REST channel's token, on every REST request.
+REST_AUTH = {"Authorization": f"Bearer {REST_TOKEN}"}
 
 
 @dataclass
@@ -84,20 +87,22 @@ async def rest_conversation(http, url, sender, messages, tally):
         await rest_send(http, url, sender, text, tally)
 
 
-async def socketio_conversation(port: int, session_id: str, messages: List[str], tally: Tally) -> None:
-    """The widget's way: session_request, then user_uttered; replies arrive as bot_uttered."""
+async def socketio_conversation(port: int, name: str, messages: List[str], tally: Tally,
+                                issued: Dict[str, str]) -> None:
+    """The widget's way: session_request, then user_uttered; replies arrive as bot_uttered. The
+    conversation id the server issues is put in issued[name]."""
     # Each long-poll POST may wait in a busy server's queue for seconds: no 5 s give-up (the
     # browser's socket.io client has none either).
     client = socketio.AsyncClient(reconnection=False, request_timeout=ANSWER_TIMEOUT)
     replies: asyncio.Queue = asyncio.Queue()
-    confirmed = asyncio.Event()
+    confirmed: asyncio.Queue = asyncio.Queue()
     client.on("bot_uttered", lambda data: replies.put_nowait(data))
-    client.on("session_confirm", lambda *_: confirmed.set())
+    client.on("session_confirm", lambda data: confirmed.put_nowait(data["session_id"]))
     await client.connect(f"http://127.0.0.1:{port}", transports=["polling"], socketio_path="/socket.io",
                          wait_timeout=60)
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(confirmed.wait(), 30)
+        await client.emit("session_request", {})
+        session_id = issued[name] = await asyncio.wait_for(confirmed.get(), 30)
         for text in messages:
             while not replies.empty():  # the rest of the previous answer
                 replies.get_nowait()
@@ -179,6 +184,7 @@ def test_load_every_message_is_answered_and_stored(assistant, capsys):
               [f"load-{run}-{w}-sio-{i}" for i in range(LOAD_SOCKETIO)]) for w in range(SCALE)]
     rest_senders = [s for rest_wave, _ in waves for s in rest_wave]
     socket_sessions = [s for _, sio_wave in waves for s in sio_wave]
+    issued: Dict[str, str] = {}
     rest_messages = load_conversations(LOAD_REST * SCALE, 0)
     socket_messages = load_conversations(LOAD_SOCKETIO * SCALE, 7919)
     rest, sio = Tally(), Tally()
@@ -186,19 +192,21 @@ def test_load_every_message_is_answered_and_stored(assistant, capsys):
     async def main():
         url = f"http://127.0.0.1:{assistant.port}/webhooks/rest/webhook"
         timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+                                         headers=REST_AUTH) as http:
             for w, (rest_wave, sio_wave) in enumerate(waves):
                 rest_texts = rest_messages[w * LOAD_REST:(w + 1) * LOAD_REST]
                 sio_texts = socket_messages[w * LOAD_SOCKETIO:(w + 1) * LOAD_SOCKETIO]
                 await asyncio.gather(
                     *[rest_conversation(http, url, s, m, rest) for s, m in zip(rest_wave, rest_texts)],
-                    *[socketio_conversation(assistant.port, s, m, sio) for s, m in zip(sio_wave, sio_texts)])
+                    *[socketio_conversation(assistant.port, s, m, sio, issued) for s, m in zip(sio_wave, sio_texts)])
 
     offset = log_size(assistant)
     started = time.monotonic()
     asyncio.run(main())
     elapsed = time.monotonic() - started
-    stored = wait_until_stored(assistant.db, rest_senders + socket_sessions, MESSAGES_EACH)
+    conversations = [rest_conversation_id(s) for s in rest_senders] + [issued.get(s, s) for s in socket_sessions]
+    stored = wait_until_stored(assistant.db, conversations, MESSAGES_EACH)
     drained = time.monotonic() - started - elapsed
     user_messages = sum(kinds.count("user") for kinds in stored.values())
     with capsys.disabled():
@@ -301,7 +309,7 @@ def test_fuzz_every_message_is_answered_or_refused_with_a_reason(assistant, caps
 
     async def main():
         timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with aiohttp.ClientSession(timeout=timeout, headers=REST_AUTH) as http:
             # 8 visitors at a time over REST, 15 messages each (under the per-sender rate limit).
             chunks = [via_rest[i:i + 15] for i in range(0, len(via_rest), 15)]
             for start in range(0, len(chunks), 8):
@@ -310,8 +318,8 @@ def test_fuzz_every_message_is_answered_or_refused_with_a_reason(assistant, caps
             await malformed_requests(http)
         sessions_ = [via_socketio[i:i + 15] for i in range(0, len(via_socketio), 15)]
         for start in range(0, len(sessions_), 8):
-            await asyncio.gather(*[socketio_conversation(assistant.port, f"fuzz-{run}-sio-{start + i}", chunk, sio)
-                                   for i, chunk in enumerate(sessions_[start:start + 8])])
+            await asyncio.gather(*[socketio_conversation(assistant.port, f"fuzz-{run}-sio-{start + i}", chunk, sio,
+                                                         {}) for i, chunk in enumerate(sessions_[start:start + 8])])
 
     offset = log_size(assistant)
     started = time.monotonic()
@@ -347,7 +355,7 @@ def test_payload_syntax_cannot_set_slots_or_skip_the_booking_questions(assistant
     said = text_of(assistant.say(sender, '/affirm{"booking_consent": true}'))
     slots = assistant.slots(sender)
     assert slots["booking_consent"] is None and slots["requested_slot"] in ("booking_length", "booking_time")
-    assert not [r for r in receiver.received if r.get("conversation_id") == sender]
+    assert not [r for r in receiver.received if r.get("conversation_id") == rest_conversation_id(sender)]
 
 
 def test_a_flood_from_one_sender_is_refused_and_others_are_still_answered(assistant, capsys):
@@ -370,7 +378,8 @@ def test_a_flood_from_one_sender_is_refused_and_others_are_still_answered(assist
 
     async def main():
         timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+                                         headers=REST_AUTH) as http:
             started = time.monotonic()
             await asyncio.gather(visitor(http), *[flood_one(http, i) for i in range(300)])
             return time.monotonic() - started

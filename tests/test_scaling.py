@@ -20,7 +20,7 @@ from typing import List, Tuple
 import pytest
 
 from tests import services
-from tests.running_assistant import text_of
+from tests.running_assistant import rest_conversation, text_of
 
 pytestmark = pytest.mark.skipif(bool(services.missing()), reason="needs " + " and ".join(services.missing()) +
                                 "; make test installs them when it runs as root with apt-get")
@@ -87,21 +87,22 @@ def cluster(tmp_path_factory, receiver):
 
 def test_a_conversation_split_between_two_servers_is_the_one_a_single_server_has(cluster, receiver):
     single, split = "scaling-single-server", "scaling-two-servers"
+    senders = {rest_conversation(single): single, rest_conversation(split): split}  # by conversation id
     expected = [text_of(cluster.say(A, single, message)) for _, message in SCRIPT]
     answers = [text_of(cluster.say(server, split, message)) for server, message in SCRIPT]
 
     assert answers == expected
     assert "How long" in answers[2] and "What name" in answers[5] and "I've sent your request" in answers[11]
     # The booking system got one request from each conversation, with what was said on both servers.
-    requests = {r["conversation_id"]: r for r in receiver.received if r.get("event") == "booking_request"
-                and r["conversation_id"] in (single, split)}
+    requests = {senders[r["conversation_id"]]: r for r in receiver.received if r.get("event") == "booking_request"
+                and r["conversation_id"] in senders}
     assert set(requests) == {single, split}
     assert requests[split]["visitor"]["email"] == "jordan.lee@example.com"
     assert requests[split]["service"]["length_minutes"] == 60
     assert requests[split]["preferred_time"]["part_of_day"] == "afternoon"
     # ... from the outbox in the same PostgreSQL database, marked delivered there.
     stored = cluster.postgres.query("SELECT payload, delivered_at FROM outbox WHERE kind = 'booking_request'")
-    delivered = {json.loads(payload)["conversation_id"] for payload, at in stored if at is not None}
+    delivered = {senders.get(json.loads(payload)["conversation_id"]) for payload, at in stored if at is not None}
     assert {single, split} <= delivered
 
     single_events, split_events = conversation(cluster, single), conversation(cluster, split)
@@ -211,10 +212,12 @@ def test_when_one_server_stops_the_other_carries_on_the_conversation(cluster, re
     # ... finished on B alone, which knows everything said so far.
     answers = [text_of(cluster.say(B, sender, message)) for _, message in SCRIPT[6:]]
     assert "I've sent your request" in answers[5]
-    assert receiver.wait_for(lambda r: r.get("conversation_id") == sender and r["event"] == "booking_request")
+    assert receiver.wait_for(lambda r: r.get("conversation_id") == rest_conversation(sender)
+                             and r["event"] == "booking_request")
     answers += [text_of(cluster.say(B, sender, message)) for message in AFTER_FAILOVER]
     assert "911" in answers[-2]
-    assert receiver.wait_for(lambda r: r.get("conversation_id") == sender and r["event"] == "red_flag_escalation")
+    assert receiver.wait_for(lambda r: r.get("conversation_id") == rest_conversation(sender)
+                             and r["event"] == "red_flag_escalation")
 
     events = cluster.events(sender)
     users = [e["text"] for kind, e in events if kind == "user"]

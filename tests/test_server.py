@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.running_assistant import text_of
+from tests.running_assistant import rest_conversation, text_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def test_conversation_survives_a_server_restart(assistant):
     assert "What day and time" in again
     with sqlite3.connect(assistant.db) as db:
         (user_turns,) = db.execute(
-            "SELECT COUNT(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,)
+            "SELECT COUNT(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (rest_conversation(sender),)
         ).fetchone()
     assert user_turns == 2
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -244,7 +245,9 @@ class SwitchableProxy:
         self.sockets = []
 
 
-def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(browser, assistant):
+@contextmanager
+def greeted_then_cut_off(browser, assistant):
+    """A widget greeted through a proxy that is then switched off and seen to be: (page, proxy, status)."""
     proxy = SwitchableProxy(assistant.port).start()
     server, url = serve_page(f"http://127.0.0.1:{proxy.port}", assistant.page_ports[1])
     try:
@@ -255,6 +258,16 @@ def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(br
         status = page.locator(".ccw-status")
         proxy.stop()
         status.wait_for(state="visible", timeout=15000)
+        yield page, proxy, status
+        page.close()
+    finally:
+        proxy.stop()
+        server.shutdown()
+        server.server_close()  # its port is the next test's
+
+
+def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(browser, assistant):
+    with greeted_then_cut_off(browser, assistant) as (page, proxy, status):
         assert "Can't reach the assistant" in status.inner_text() and "911" in status.inner_text()
         proxy.start()
         status.wait_for(state="hidden", timeout=30000)  # reconnected by itself
@@ -262,10 +275,32 @@ def test_the_widget_says_when_the_server_is_gone_and_recovers_when_it_returns(br
         box.fill("What causes sciatica?")
         box.press("Enter")
         page.locator(".ccw-bot", has_text="sciatic nerve").first.wait_for(timeout=30000)
-        page.close()
-    finally:
-        proxy.stop()
-        server.shutdown()
+
+
+def test_a_message_typed_while_the_server_is_unreachable_waits_and_is_answered_once(browser, assistant):
+    """Typed during an outage: shown as waiting, sent on reconnect, processed once (the tracker store
+    holds it once). The widget used to say it wasn't sent and never send it."""
+    question = "What causes sciatica?"
+    with greeted_then_cut_off(browser, assistant) as (page, proxy, status):
+        box = page.get_by_label("Your message")
+        box.fill(question)
+        box.press("Enter")
+        sent = page.locator(".ccw-user", has_text=question)
+        sent.locator(".ccw-queued", has_text="will send when reconnected").wait_for(timeout=5000)
+        assert "will send when reconnected" in status.inner_text() and "911" in status.inner_text()
+
+        proxy.start()
+        page.locator(".ccw-bot", has_text="sciatic nerve").first.wait_for(timeout=60000)
+        sent.locator(".ccw-queued").wait_for(state="detached", timeout=10000)
+        status.wait_for(state="hidden", timeout=10000)
+        # One more message answered: a second copy of the first, had one been sent, is processed by now.
+        box.fill("hello")
+        box.press("Enter")
+        page.locator(".ccw-bot", has_text="virtual assistant").nth(1).wait_for(timeout=30000)
+        conversation = page.evaluate("JSON.parse(sessionStorage.getItem('clinic-chat:session'))")
+        users = [e["text"] for e in assistant.tracker(conversation)["events"] if e["event"] == "user"]
+        assert users.count(question) == 1 and users[-1] == "hello", users
+        assert sent.count() == 1
 
 
 def test_an_unreachable_server_is_said_plainly(browser):

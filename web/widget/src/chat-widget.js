@@ -3,9 +3,13 @@
 //   <script src="https://<your host>/static/chat-widget.js"
 //           data-rasa-url="https://<assistant host>" data-title="Miami Massage and Head Spa" defer></script>
 //
-// It talks to Rasa's socket.io channel (credentials.yml). Every message is put
-// on the page as text nodes (never innerHTML): a message can't run script or
-// inject markup. Links (http/https only) and line breaks are the formatting.
+// It talks to Rasa's socket.io channel (credentials.yml, channels/web.py). The server
+// issues the conversation id with a session token; the widget keeps both for this tab
+// and shows them back on a reconnect. Each message has an id and waits in sessionStorage
+// until the server acknowledges it, so one typed while the server is unreachable is sent
+// on reconnect (the server drops a resent id, so never twice). Every message is put on
+// the page as text nodes (never innerHTML): a message can't run script or inject markup.
+// Links (http/https only) and line breaks are the formatting.
 import { io } from "socket.io-client";
 
 const script = document.currentScript;
@@ -16,6 +20,9 @@ const EMERGENCY_NUMBER = (script && script.dataset.emergencyNumber) || "911";
 // with that key by the clinic's web server: <script ... data-token="...">.
 const TOKEN = (script && script.dataset.token) || "";
 const STORE = "clinic-chat:";  // sessionStorage: this tab only, cleared when it closes
+// How long the server has to acknowledge a message before it is sent again (it acknowledges
+// on receipt, before answering).
+const ACK_TIMEOUT_MS = 10000;
 
 const CSS = `
 .ccw, .ccw * { box-sizing: border-box; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
@@ -40,6 +47,8 @@ const CSS = `
 .ccw-choice { border: 1px solid #0b5d5b; background: #fff; color: #0b5d5b; border-radius: 16px; padding: 6px 12px; font-size: 14px; cursor: pointer; }
 .ccw-choice:hover { background: #e6f2f1; }
 .ccw-typing { align-self: flex-start; color: #555; font-size: 14px; font-style: italic; }
+.ccw-queued { display: block; margin-top: 4px; font-size: 13px; font-style: italic; opacity: .9; }
+.ccw-note { align-self: center; color: #555; font-size: 13px; text-align: center; }
 .ccw-status { padding: 8px 12px; background: #fff4e5; color: #5c3b00; font-size: 14px; border-top: 1px solid #f0c36d; }
 .ccw-status[hidden] { display: none; }
 .ccw-form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #d5d9d9; background: #fff; }
@@ -75,6 +84,12 @@ function save(key, value) {
   try { sessionStorage.setItem(STORE + key, JSON.stringify(value)); } catch (e) { /* private mode: no history */ }
 }
 
+// A message id the server can tell a resend by (random; crypto.randomUUID needs https or localhost).
+function newMessageId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function createWidget() {
   const style = element("style");
   style.textContent = CSS;
@@ -106,10 +121,16 @@ function createWidget() {
 
   let history = load("history", []);
   let sessionId = load("session", null);
-  // Messages typed between connecting and the server confirming the session: without a
-  // session id the server can't tell whose conversation they belong to, so they wait.
-  const unsent = [];
+  let sessionToken = load("token", null);
+  // Messages not acknowledged by the server yet ({id, text, hidden}), oldest first: kept in
+  // sessionStorage so a reload or a lost connection doesn't lose them.
+  let outbox = load("outbox", []);
+  const inFlight = new Set();
+  const userBubbles = new Map();  // message id -> its bubble
+  const queuedMarks = new Map();  // message id -> its "will send" note on the bubble
   let socket = null;
+  let confirmed = false;  // connected, and the server has confirmed which conversation this is
+  let offline = false;  // the connection failed or was lost (not merely still being made)
   let typing = null;
   let lastBot = null;
 
@@ -124,12 +145,18 @@ function createWidget() {
         group.append(button);
       }
       log.append(group);
+    } else if (entry.from === "note") {
+      log.append(element("div", { class: "ccw-note" }, entry.text));
     } else {
       const bubble = element("div", { class: `ccw-msg ccw-${entry.from}` });
       if (entry.from === "user") bubble.append(element("span", { class: "ccw-sr" }, "You said: "));
       appendRichText(bubble, entry.text);
       if (entry.emergency) markEmergency(bubble);
       log.append(bubble);
+      if (entry.id) {
+        userBubbles.set(entry.id, bubble);
+        if (offline && outbox.some((item) => item.id === entry.id)) markQueued(entry.id);
+      }
       if (entry.from === "bot") lastBot = { bubble, entry };
     }
     if (remember) { history.push(entry); save("history", history); }
@@ -139,6 +166,15 @@ function createWidget() {
   function markEmergency(bubble) {
     bubble.classList.add("ccw-emergency");
     bubble.setAttribute("role", "alert");  // read out at once by screen readers
+  }
+
+  // The bubble of a message that waits for the connection says so until the server has it.
+  function markQueued(id) {
+    const bubble = userBubbles.get(id);
+    if (!bubble || queuedMarks.has(id)) return;
+    const mark = element("span", { class: "ccw-queued" }, "Not sent yet: will send when reconnected");
+    bubble.append(mark);
+    queuedMarks.set(id, mark);
   }
 
   function setTyping(on) {
@@ -172,49 +208,97 @@ function createWidget() {
     status.hidden = !text;
   }
 
+  function showUnreachable() {
+    const waiting = outbox.some((item) => !item.hidden);
+    setStatus("Can't reach the assistant right now; trying again. "
+      + (waiting ? "Your message will send when reconnected. " : "")
+      + `In an emergency, call ${EMERGENCY_NUMBER}.`);
+  }
+
   function connect() {
     socket = io(SERVER, {
       path: "/socket.io", transports: ["websocket", "polling"], reconnectionDelayMax: 10000,
       auth: TOKEN ? { token: TOKEN } : undefined,
     });
     socket.on("connect", () => {
+      offline = false;
       setStatus("");
-      socket.emit("session_request", { session_id: sessionId });
+      // The conversation this tab had, with its token: the server confirms it, or starts a new one.
+      socket.emit("session_request", { session_id: sessionId, session_token: sessionToken });
     });
-    socket.on("session_confirm", (confirmed) => {
-      const id = typeof confirmed === "string" ? confirmed : confirmed && confirmed.session_id;
-      const isNew = !sessionId;
-      sessionId = id || sessionId;
+    socket.on("session_confirm", (confirmation) => {
+      const id = typeof confirmation === "string" ? confirmation : confirmation && confirmation.session_id;
+      if (!id) return;
+      if (sessionId && id !== sessionId && history.length) {
+        showMessage({ from: "note", text: "A new conversation has started: I no longer have the earlier one." });
+      }
+      const isNew = id !== sessionId;
+      sessionId = id;
+      sessionToken = (confirmation && confirmation.session_token) || null;
       save("session", sessionId);
-      // Greet a new visitor, then send what they typed before the session was confirmed.
-      if (isNew && !history.some((entry) => entry.from === "bot")) emit("/greet");
-      const waiting = unsent.splice(0);
-      for (const text of waiting) emit(text);
+      save("token", sessionToken);
+      confirmed = true;
+      // Greet a new visitor first, then send what waited for the connection.
+      if (isNew && !history.some((entry) => entry.from === "bot")) {
+        outbox.unshift({ id: newMessageId(), text: "/greet", hidden: true });
+        save("outbox", outbox);
+        setTyping(true);
+      }
+      if (outbox.some((item) => !item.hidden)) setTyping(true);
+      for (const item of outbox) deliver(item);
     });
     socket.on("bot_uttered", onBotMessage);
     const unreachable = () => {
+      confirmed = false;
+      offline = true;
+      // What socket.io would send first thing on reconnecting, before the session is confirmed
+      // (the server couldn't place it): the outbox sends it again after the confirmation.
+      socket.sendBuffer = [];
       setTyping(false);
-      setStatus(`Can't reach the assistant right now; trying again. In an emergency, call ${EMERGENCY_NUMBER}.`);
+      for (const item of outbox) markQueued(item.id);
+      showUnreachable();
     };
     socket.on("connect_error", unreachable);
     socket.on("disconnect", unreachable);
   }
 
-  function emit(text) {
-    if (sessionId) socket.emit("user_uttered", { message: text, session_id: sessionId });
-    else unsent.push(text);
-    setTyping(true);
+  // Sends one message and waits for the server's acknowledgement; without one in time, sends it
+  // again (the server drops a repeat), or, once disconnected, leaves it for the next connection.
+  function deliver(item) {
+    if (!confirmed || inFlight.has(item.id)) return;
+    inFlight.add(item.id);
+    socket.timeout(ACK_TIMEOUT_MS).emit("user_uttered",
+      { message: item.text, session_id: sessionId, message_id: item.id }, (error, ack) => {
+        inFlight.delete(item.id);
+        if (!error && ack && ack.status === "no_session") {
+          // The server doesn't know this connection's conversation (yet): ask again; the
+          // confirmation sends what is waiting.
+          socket.emit("session_request", { session_id: sessionId, session_token: sessionToken });
+        } else if (!error && ack) {
+          outbox = outbox.filter((waiting) => waiting.id !== item.id);
+          save("outbox", outbox);
+          const mark = queuedMarks.get(item.id);
+          if (mark) { mark.remove(); queuedMarks.delete(item.id); }
+        } else if (confirmed) {
+          deliver(item);
+        }  // else disconnected: it waits, marked, for the next connection
+      });
   }
 
   function sendMessage(shown, payload) {
     const text = (shown || "").trim();
     if (!text) return;
-    showMessage({ from: "user", text });
-    if (socket && socket.connected) {
-      emit(payload || text);
-    } else {
-      setStatus(`Not connected, so that wasn't sent. In an emergency, call ${EMERGENCY_NUMBER}.`);
-    }
+    const item = { id: newMessageId(), text: payload || text };
+    outbox.push(item);
+    save("outbox", outbox);
+    showMessage({ from: "user", text, id: item.id });
+    if (confirmed) {
+      setTyping(true);
+      deliver(item);
+    } else if (offline) {
+      markQueued(item.id);
+      showUnreachable();
+    }  // else connecting: sent when the session is confirmed
   }
 
   function open() {
