@@ -18,6 +18,7 @@ booked unless the booking system's answer says so.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from rasa_sdk.events import SlotSet
 
 from actions import booking_parsers as parse
 from actions.clinic_settings import ClinicSettings, settings
-from actions.outbox import Outbox, deliver_now, ensure_retry_loop
+from actions.outbox import Outbox, send_soon
 from actions.red_flags import escalate, escalation_notice
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ QUESTIONS = ["booking_technique", "booking_length", "booking_time", "booking_nam
 # Filled along the way, not asked.
 EXTRA_SLOTS = ["booking_note", "booking_cancelled"]
 YES_NO_QUESTIONS = {"screen_emergency", "screen_urgent", "booking_consent"}
+# How long action_finish_booking waits for the booking system's answer before telling the visitor
+# the request is saved: well inside the Rasa server's 6 s for the whole action
+# (components/action_server_down.py), which under load also takes up to ~2.3 s of its own.
+OWN_DELIVERY_WAIT_SECONDS = 2.0
 
 # Messages the assistant handles itself before asking the form's question again
 # (each has a rule in data/booking.yml that goes back to the form).
@@ -429,11 +434,17 @@ class ActionFinishBooking(Action):
             dispatcher.utter_message(text=f"No problem, I haven't sent anything.{page} {clinic.contact_line()}")
             return reset_form()
 
-        outbox = Outbox()
-        stored = outbox.add("booking_request", booking_request(tracker, clinic), key=idempotency_key(tracker))
-        ensure_retry_loop(lambda: outbox)
-        await deliver_now(outbox, stored["id"])  # one quick try; the retry loop does the rest
-        row = outbox.get(stored["id"])
+        outbox = await asyncio.to_thread(Outbox)
+        stored = await asyncio.to_thread(outbox.add, "booking_request", booking_request(tracker, clinic),
+                                         key=idempotency_key(tracker))
+        # One try now, in the background (the retry loop does the rest). The visitor waits for this
+        # request only, and briefly, so a booking system that confirms the slot at once can be quoted.
+        delivery = send_soon(outbox, stored["id"])
+        try:
+            await asyncio.wait_for(asyncio.shield(delivery), OWN_DELIVERY_WAIT_SECONDS)
+        except Exception:  # still under way (it carries on), or failed (logged; it is retried)
+            pass
+        row = await asyncio.to_thread(outbox.get, stored["id"])
         dispatcher.utter_message(text=self.outcome(row, tracker, clinic))
         return reset_form()
 

@@ -7,7 +7,6 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import settings
-from actions.outbox import ensure_retry_loop
 
 
 class ActionGreet(Action):
@@ -18,8 +17,6 @@ class ActionGreet(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         clinic = settings()
-        # Requests and notifications still waiting (e.g. from before a restart) are retried from now on.
-        ensure_retry_loop()
         dispatcher.utter_message(
             text=(
                 f"Hi! I'm the virtual assistant of {clinic.name}. Ask me about sciatica, "

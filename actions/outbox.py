@@ -16,7 +16,10 @@ Where it is stored (database_url):
 - OUTBOX_DB overrides both: a file path (SQLite) or an SQLAlchemy URL.
 
 Staff: `make pending` (python -m actions.outbox list) shows what has not been
-delivered yet and why.
+delivered yet and why; `python -m actions.outbox count` how many of each kind (what
+`make clean` checks). Items hold names, phones and health notes: the SQLite file is
+its owner's only, and `make forget-old` removes items older than the retention
+period (Outbox.expire).
 """
 from __future__ import annotations
 
@@ -24,13 +27,14 @@ import asyncio
 import json
 import logging
 import os
+import stat
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import aiohttp
 import sqlalchemy
@@ -121,12 +125,32 @@ def _engine(url: Union[str, URL]) -> Engine:
     if key not in _engines:
         if engine_url.get_backend_name() == "sqlite":
             Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
+            owner_only(Path(engine_url.database))
             engine = sqlalchemy.create_engine(engine_url, connect_args={"timeout": 10})
         else:
             engine = sqlalchemy.create_engine(engine_url, pool_pre_ping=True)
         _create_table(engine)
         _engines[key] = engine
     return _engines[key]
+
+
+def owner_only(database: Path) -> None:
+    """Creates an SQLite file readable and writable by its owner only, or takes other users'
+    access away from an existing one and its journals (they hold names, phones, health notes).
+    SQLite gives the journal files it creates the database file's mode."""
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    for path in [database] + [database.with_name(database.name + end) for end in ("-journal", "-wal", "-shm")]:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError as error:  # another user's file: say so, it still works
+            logger.warning("%s is readable by other users and can't be changed: %s", path, error)
 
 
 def _create_table(engine: Engine) -> None:
@@ -144,6 +168,17 @@ def _create_table(engine: Engine) -> None:
         # Two processes creating it at the same moment in PostgreSQL: the other one won.
         with engine.begin() as db:
             db.execute(statement)
+
+
+INSERT_ITEM = ("INSERT INTO outbox (id, kind, payload, created_at, next_attempt_at) "
+               "VALUES (:id, :kind, :payload, :now, :now) ON CONFLICT (id) DO NOTHING")
+
+
+def new_item(kind: str, fields: Dict[str, Any], key: Optional[str] = None) -> Dict[str, Any]:
+    """The values INSERT_ITEM stores for a new item (its payload: id, event, time and the fields)."""
+    now = time.time()
+    payload = {"id": key or str(uuid.uuid4()), "event": kind, "time": now_iso(now), **fields}
+    return {"id": payload["id"], "kind": kind, "payload": json.dumps(payload, ensure_ascii=False), "now": now}
 
 
 class Outbox:
@@ -170,13 +205,9 @@ class Outbox:
         `key` makes adding idempotent: adding the same key again returns the
         stored payload and stores nothing new (a form submitted twice is one
         request)."""
-        now = time.time()
-        payload = {"id": key or str(uuid.uuid4()), "event": kind, "time": now_iso(now), **fields}
-        self._change(
-            "INSERT INTO outbox (id, kind, payload, created_at, next_attempt_at) "
-            "VALUES (:id, :kind, :payload, :now, :now) ON CONFLICT (id) DO NOTHING",
-            id=payload["id"], kind=kind, payload=json.dumps(payload, ensure_ascii=False), now=now)
-        return self.payload(payload["id"])  # type: ignore[return-value]
+        item = new_item(kind, fields, key)
+        self._change(INSERT_ITEM, **item)
+        return self.payload(item["id"])  # type: ignore[return-value]
 
     def get(self, item_id: str) -> Optional[RowMapping]:
         rows = self._rows("SELECT * FROM outbox WHERE id = :id", id=item_id)
@@ -192,12 +223,67 @@ class Outbox:
                               "ORDER BY created_at", kind=kind)
         return self._rows("SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY created_at")
 
+    def waiting_by_kind(self) -> Dict[str, int]:
+        """How many items of each kind are not delivered yet."""
+        rows = self._rows("SELECT kind, COUNT(*) AS waiting FROM outbox WHERE delivered_at IS NULL "
+                          "GROUP BY kind ORDER BY kind")
+        return {row["kind"]: row["waiting"] for row in rows}
+
+    def booking_requests_of(self, conversation_id: str) -> List[str]:
+        """The ids of the booking requests stored for this conversation (delivered or not), oldest first."""
+        # The LIKE narrows the search to payloads that mention the id; the JSON decides.
+        needle = json.dumps(conversation_id, ensure_ascii=False)
+        needle = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._rows("SELECT id, payload FROM outbox WHERE kind = 'booking_request' "
+                          "AND payload LIKE :pattern ESCAPE '\\' ORDER BY created_at", pattern=f"%{needle}%")
+        return [row["id"] for row in rows if json.loads(row["payload"]).get("conversation_id") == conversation_id]
+
+    def expire(self, cutoff: float, days: int, dry_run: bool = False
+               ) -> Tuple[int, List[RowMapping], Optional[Dict[str, Any]]]:
+        """Removes the items stored before `cutoff` (`days` ago): delivered ones, and ones never
+        delivered after storing a staff notification ("outbox_expired") that names them by id,
+        kind and time, never their contents; it is sent and retried like any other item.
+        An item being sent right now is left for the next run. One transaction: all or nothing.
+        Returns (delivered items removed, undelivered items removed, the notification)."""
+        old = "created_at < :cutoff AND (claimed_until IS NULL OR claimed_until < :now)"
+        values = {"cutoff": cutoff, "now": time.time()}
+        with self.engine.begin() as db:
+            if dry_run:
+                delivered = db.execute(sqlalchemy.text(
+                    f"SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL AND {old}"), values).scalar()
+            else:
+                # Deleting first makes this transaction the writer (SQLite), so what is read next stays so.
+                delivered = db.execute(sqlalchemy.text(
+                    f"DELETE FROM outbox WHERE delivered_at IS NOT NULL AND {old}"), values).rowcount
+            undelivered = list(db.execute(sqlalchemy.text(
+                "SELECT id, kind, created_at, attempts, last_error FROM outbox "
+                f"WHERE delivered_at IS NULL AND {old} ORDER BY created_at"), values).mappings())
+            if dry_run or not undelivered:
+                return delivered, undelivered, None
+            notice = new_item("outbox_expired", {
+                "older_than_days": days,
+                "items": [{"id": row["id"], "kind": row["kind"], "stored": now_iso(row["created_at"]),
+                           "attempts": row["attempts"], "last_error": row["last_error"]} for row in undelivered]})
+            db.execute(sqlalchemy.text(INSERT_ITEM), notice)
+            remove = sqlalchemy.text("DELETE FROM outbox WHERE id IN :ids AND delivered_at IS NULL").bindparams(
+                sqlalchemy.bindparam("ids", expanding=True))
+            for start in range(0, len(undelivered), 500):
+                db.execute(remove, {"ids": [row["id"] for row in undelivered[start:start + 500]]})
+        return delivered, undelivered, json.loads(notice["payload"])
+
     def _claim(self, item_id: str, now: float) -> bool:
         """Takes an item for sending; False if another sender has it or it was delivered."""
         return self._change(
             "UPDATE outbox SET claimed_until = :until WHERE id = :id AND delivered_at IS NULL "
             "AND (claimed_until IS NULL OR claimed_until < :now)",
             until=now + CLAIM_SECONDS, id=item_id, now=now) == 1
+
+    def _due(self, clock: float, only: Optional[str] = None) -> List[RowMapping]:
+        """The undelivered items due by `clock`, oldest first (or just `only`, due or not)."""
+        columns = "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL"
+        if only:
+            return self._rows(columns + " AND id = :id", id=only)
+        return self._rows(columns + " AND next_attempt_at <= :clock ORDER BY created_at", clock=clock)
 
     async def deliver_due(
         self,
@@ -206,28 +292,25 @@ class Outbox:
         now: Optional[float] = None,
         only: Optional[str] = None,
     ) -> int:
-        """Sends every item that is due (or just `only`); returns how many were delivered."""
+        """Sends every item that is due (or just `only`), one after the other; returns how many
+        were delivered. The database is used from a worker thread, never blocking the event loop."""
         send = send or post_signed
         clock = time.time() if now is None else now
-        columns = "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL"
-        if only:
-            due = self._rows(columns + " AND id = :id", id=only)
-        else:
-            due = self._rows(columns + " AND next_attempt_at <= :clock ORDER BY created_at", clock=clock)
         delivered = 0
-        for row in due:
+        for row in await asyncio.to_thread(self._due, clock, only):
             destination = destinations(row["kind"])
-            if destination is None or not self._claim(row["id"], time.time()):
+            if destination is None or not await asyncio.to_thread(self._claim, row["id"], time.time()):
                 continue
             try:
                 result = await send(destination, json.loads(row["payload"]))
             except asyncio.CancelledError:
-                # Shutting down mid-send: let the next sender have it straight away.
+                # Shutting down mid-send: let the next sender have it straight away (the loop has
+                # nothing else left to do, so this one short write may block it).
                 self._release(row["id"])
                 raise
             except Exception as exc:  # network errors, timeouts: try again later
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
-            self._record(row, result)
+            await asyncio.to_thread(self._record, row, result)
             delivered += result.ok
         return delivered
 
@@ -267,51 +350,65 @@ def clinic_destinations(kind: str) -> Optional[Destination]:
     return settings().webhook_for(kind)
 
 
+# Deliveries under way in this process, by item id: the reference keeps a task from being
+# garbage-collected mid-send, and lets the retry loop wait for an item a visitor's action is
+# sending instead of racing it for the claim. Removed when done.
+_deliveries: Dict[str, "asyncio.Task[int]"] = {}
 _retry_task: Optional[asyncio.Task] = None
-_lock: Optional[asyncio.Lock] = None
-_lock_loop: Optional[asyncio.AbstractEventLoop] = None
 
 
-def _delivery_lock() -> asyncio.Lock:
-    global _lock, _lock_loop
-    loop = asyncio.get_running_loop()
-    if _lock is None or _lock_loop is not loop:
-        _lock, _lock_loop = asyncio.Lock(), loop
-    return _lock
+def send_soon(outbox: Outbox, item_id: str, destinations: Destinations = clinic_destinations) -> "asyncio.Task[int]":
+    """Starts one attempt at one item in the background (the retry loop takes over if it fails)
+    and returns its task: a caller may wait for it, shielded, but nobody has to. An attempt at the
+    same item already under way in this process is returned instead of starting another."""
+    task = _deliveries.get(item_id)
+    if task is None or task.done():
+        task = asyncio.get_running_loop().create_task(outbox.deliver_due(destinations, only=item_id))
+        _deliveries[item_id] = task
+
+        def finished(done: "asyncio.Task[int]") -> None:
+            if _deliveries.get(item_id) is done:
+                del _deliveries[item_id]
+            if not done.cancelled() and done.exception() is not None:
+                logger.error("Sending %s failed: %r (the retry loop will try again)", item_id, done.exception())
+
+        task.add_done_callback(finished)
+    return task
 
 
-async def deliver_now(outbox: Outbox, item_id: str, destinations: Destinations = clinic_destinations) -> None:
-    """One attempt at one item, now (the retry loop takes over if it fails)."""
-    async with _delivery_lock():
-        await outbox.deliver_due(destinations, only=item_id)
+async def _retry_forever(make_outbox: Callable[[], Outbox], destinations: Destinations) -> None:
+    outbox: Optional[Outbox] = None
+    while True:
+        try:
+            outbox = outbox or await asyncio.to_thread(make_outbox)
+            for row in await asyncio.to_thread(outbox._due, time.time()):
+                # One at a time: the clinic's webhooks get one retry at a time from here. A failure
+                # is logged by send_soon's task.
+                await asyncio.wait([send_soon(outbox, row["id"], destinations)])
+        except Exception:  # never let the loop die (a database that is down is tried again next round)
+            logger.exception("Retrying the outbox failed")
+        await asyncio.sleep(RETRY_EVERY_SECONDS)
 
 
-def send_soon(outbox: Outbox, item_id: str) -> None:
-    """Tries to deliver right away, without making the visitor wait for it."""
-    asyncio.get_running_loop().create_task(deliver_now(outbox, item_id))
-
-
-def ensure_retry_loop(make_outbox: Callable[[], Outbox] = Outbox,
-                      destinations: Destinations = clinic_destinations) -> None:
-    """Starts (once per action server) the loop that retries what is due.
-
-    Takes a factory so callers on the per-message path open no database
-    when the loop is already running."""
+def start_retry_loop(make_outbox: Callable[[], Outbox] = Outbox,
+                     destinations: Destinations = clinic_destinations) -> asyncio.Task:
+    """Starts the loop that retries whatever is due, once per process: the action server
+    starts it with itself (actions/server.py), so items left from before a restart go out
+    without waiting for a visitor."""
     global _retry_task
-    if _retry_task is not None and not _retry_task.done():
-        return
-    outbox = make_outbox()
+    if _retry_task is None or _retry_task.done():
+        _retry_task = asyncio.get_running_loop().create_task(_retry_forever(make_outbox, destinations))
+    return _retry_task
 
-    async def loop() -> None:
-        while True:
-            try:
-                async with _delivery_lock():
-                    await outbox.deliver_due(destinations)
-            except Exception:  # never let the loop die
-                logger.exception("Retrying the outbox failed")
-            await asyncio.sleep(RETRY_EVERY_SECONDS)
 
-    _retry_task = asyncio.get_running_loop().create_task(loop())
+async def stop_retry_loop() -> None:
+    """Stops the loop and the sends under way; an interrupted send releases its item to the next sender."""
+    global _retry_task
+    tasks = [task for task in [_retry_task, *_deliveries.values()] if task is not None and not task.done()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    _retry_task = None
 
 
 def describe(row: RowMapping, destination: Optional[Destination]) -> str:
@@ -351,6 +448,11 @@ def main(argv: List[str]) -> int:
         count = asyncio.run(outbox.deliver_due(clinic_destinations, now=float("inf")))
         print(f"Delivered {count}; {len(outbox.pending())} still waiting.")
         return 0
+    if command == "count":  # what `make clean` checks: "3 waiting: 2 booking_request, 1 handover"
+        waiting = outbox.waiting_by_kind()
+        kinds = ", ".join(f"{count} {kind}" for kind, count in waiting.items())
+        print(f"{sum(waiting.values())} waiting" + (f": {kinds}" if kinds else ""))
+        return 0
     if command == "show" and len(argv) > 2:
         row = outbox.get(argv[2])
         if row is None:
@@ -358,7 +460,7 @@ def main(argv: List[str]) -> int:
             return 1
         print(json.dumps(json.loads(row["payload"]), indent=2, ensure_ascii=False))
         return 0
-    print("usage: python -m actions.outbox [list | deliver | show <id>]")
+    print("usage: python -m actions.outbox [list | deliver | count | show <id>]")
     return 2
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
-from actions.outbox import Outbox, ensure_retry_loop, send_soon
+from actions.outbox import Outbox, send_soon
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +18,5 @@ def notify_staff(kind: str, fields: Dict[str, Any]) -> Dict[str, Any]:
     """Stores the event (so nothing is lost), then sends it in the background."""
     outbox = Outbox()
     payload = outbox.add(kind, fields)
-    ensure_retry_loop(lambda: outbox)
     send_soon(outbox, payload["id"])
     return payload

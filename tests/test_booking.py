@@ -28,7 +28,7 @@ from actions.booking import ActionAskBookingConsent, ActionFinishBooking, Valida
 from actions.outbox import Outbox
 from scripts.webhook_receiver import WebhookReceiver
 from tests.conftest import ROOT, load_domain, make_tracker, run_action
-from tests.running_assistant import BOOKING_SECRET, STAFF_SECRET, free_port, text_of
+from tests.running_assistant import BOOKING_SECRET, STAFF_SECRET, free_port, rest_conversation, text_of
 
 NOW = datetime(2026, 11, 20, 14, 0, tzinfo=ZoneInfo("America/New_York"))  # a Friday afternoon
 
@@ -99,10 +99,14 @@ class Visitor:
     def last_said(self) -> str:
         return " ".join(m.get("text") or m.get("response") or "" for m in self.said[-1])
 
-    def finish(self):
+    def finished_form(self):
+        """The conversation as action_finish_booking sees it once the form is done."""
         tracker = form_tracker("", None, self.slots, active=False, sender=self.sender)
         tracker.events.insert(0, {"event": "active_loop", "name": "booking_form", "timestamp": 1763660000.0})
-        return run_action(ActionFinishBooking(), tracker)
+        return tracker
+
+    def finish(self):
+        return run_action(ActionFinishBooking(), self.finished_form())
 
 
 def fill_everything(visitor: Visitor, notes: str = "None of these") -> None:
@@ -454,7 +458,7 @@ async def eventually(condition, seconds: float = 10) -> None:
 @pytest.mark.parametrize("trouble", ["answers 500", "slower than its timeout"])
 def test_staff_webhook_in_trouble_the_hand_over_waits_and_the_retry_loop_delivers_it_once(clinic, monkeypatch,
                                                                                            trouble):
-    """The action server's own retry loop (ensure_retry_loop), with its delays shortened."""
+    """The action server's own retry loop (start_retry_loop), with its delays shortened."""
     from actions.handover import ActionHandOverToStaff
 
     monkeypatch.setattr(outbox_module, "SEND_TIMEOUT_SECONDS", 0.2)
@@ -474,12 +478,14 @@ def test_staff_webhook_in_trouble_the_hand_over_waits_and_the_retry_loop_deliver
         return max([row["attempts"] for row in outbox.pending("handover")] or [0])
 
     async def conversation_and_retry_loop():
-        await ActionHandOverToStaff().run(dispatcher, tracker, load_domain())  # starts the retry loop
+        outbox_module.start_retry_loop(lambda: outbox)  # as the action server does when it starts
+        await ActionHandOverToStaff().run(dispatcher, tracker, load_domain())
         await eventually(lambda: attempts() >= 3)
         [waiting] = outbox.pending("handover")
         receiver.fail_with_status, receiver.delay_seconds = None, 0.0  # the staff webhook recovers
         await eventually(lambda: not outbox.pending())
         await asyncio.sleep(0.3)  # a few more rounds of the loop: nothing is sent again
+        await outbox_module.stop_retry_loop()
         return waiting
 
     waiting = asyncio.run(conversation_and_retry_loop())
@@ -494,6 +500,83 @@ def test_staff_webhook_in_trouble_the_hand_over_waits_and_the_retry_loop_deliver
     else:  # stored at the first attempt; every retry recognised as a repeat
         assert row["attempts"] == receiver.duplicates + 1 >= 4
         assert json.loads(row["response"])["status"] == "duplicate"
+
+
+@pytest.mark.parametrize("alerts", ["sent as they are raised", "retried by the retry loop"])
+def test_a_booking_never_waits_for_alerts_stuck_on_a_staff_webhook_that_does_not_answer(clinic, monkeypatch,
+                                                                                        alerts):
+    """Measured before: 5 alerts waiting on a staff webhook that did not answer made a booking
+    confirmation wait 4.9 s at a 1 s timeout (one lock for every delivery). The visitor waits for
+    their own request only; every alert is still sent, once."""
+    from actions.staff_notifications import notify_staff
+
+    monkeypatch.setattr(outbox_module, "SEND_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(outbox_module, "FIRST_BACKOFF_SECONDS", 60)  # one attempt each in this test
+    monkeypatch.setattr(outbox_module, "_retry_task", None)
+    staff = WebhookReceiver({"/staff": STAFF_SECRET}, quiet=True).start()
+    staff.delay_seconds = 30  # takes each alert, never answers in time
+    clinic(staff_webhook_url=staff.url("/staff"))
+    outbox, bookings = clinic.outbox(), clinic.receiver
+    visitor = Visitor()
+    fill_everything(visitor)
+    dispatcher = CollectingDispatcher()
+
+    async def alerts_then_a_booking():
+        if alerts == "sent as they are raised":
+            for n in range(5):
+                notify_staff("handover", {"conversation_id": f"earlier-{n}", "reason": "asked for staff"})
+        else:
+            for n in range(5):
+                outbox.add("handover", {"conversation_id": f"earlier-{n}", "reason": "asked for staff"})
+            outbox_module.start_retry_loop(lambda: outbox)
+        await eventually(lambda: staff.received)  # the staff webhook holds the first one
+        started = time.monotonic()
+        await ActionFinishBooking().run(dispatcher, visitor.finished_form(), load_domain())
+        took = time.monotonic() - started
+        # Every alert tried and timed out (by the retry loop: one after the other).
+        await eventually(lambda: all(row["attempts"] >= 1 for row in outbox.pending("handover")), seconds=15)
+        await outbox_module.stop_retry_loop()
+        return took
+
+    try:
+        took = asyncio.run(alerts_then_a_booking())
+    finally:
+        staff.stop()
+    print(f"booking confirmed in {took:.2f} s with 5 alerts stuck on the staff webhook ({alerts})")
+    assert took < 1.0  # its own send (tens of ms), not even one alert's 1 s timeout
+    assert "I've sent your request" in text_of(dispatcher.messages)
+    assert [r["visitor"]["name"] for r in bookings.received] == ["Maria Gonzalez"]
+    assert sorted(r["conversation_id"] for r in staff.received) == [f"earlier-{n}" for n in range(5)]
+    assert staff.duplicates == 0  # each alert sent once
+    waiting = outbox.pending("handover")
+    assert len(waiting) == 5 and all(row["attempts"] == 1 and "Timeout" in row["last_error"] for row in waiting)
+
+
+def test_the_action_server_retries_the_outbox_from_its_start_without_any_conversation(clinic, tmp_path):
+    """A request left waiting (e.g. from before a restart) goes out when the action server
+    starts, without waiting for a visitor's greeting; the server then stops cleanly."""
+    import os
+    import signal
+    from subprocess import STDOUT, Popen
+
+    from tests.running_assistant import wait_until_up
+
+    clinic()
+    waiting = clinic.outbox().add("handover", {"conversation_id": "before-the-restart", "reason": "asked for staff"})
+    port, log = free_port(), tmp_path / "actions.log"
+    server = Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "actions.server", "--port", str(port)], cwd=ROOT,
+                   env={**os.environ, "OUTBOX_RETRY_EVERY_SECONDS": "1"}, stdout=log.open("wb"), stderr=STDOUT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", server, log, seconds=120)
+        deadline = time.monotonic() + 15
+        while not clinic.receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [r["id"] for r in clinic.receiver.received] == [waiting["id"]], log.read_text()[-2000:]
+        assert clinic.outbox().pending() == []
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert "Traceback" not in log.read_text() and "Task was destroyed" not in log.read_text(), log.read_text()
 
 
 def test_the_same_form_sent_twice_is_one_booking(clinic):
@@ -629,7 +712,8 @@ def converse(assistant, sender, *messages):
 
 
 def bookings_for(receiver, sender):
-    return [r for r in receiver.received if r.get("event") == "booking_request" and r["conversation_id"] == sender]
+    return [r for r in receiver.received
+            if r.get("event") == "booking_request" and r["conversation_id"] == rest_conversation(sender)]
 
 
 def test_e2e_a_booking_with_a_side_question_and_a_bad_value_reaches_the_receiver(assistant, receiver):
@@ -667,7 +751,8 @@ def test_e2e_an_emergency_typed_mid_booking_stops_it(assistant, receiver):
     assert "Which kind of massage" in replies[0] and "How long" in replies[1]
     assert replies[2].startswith("Please call 911 now")
     assert "What day and time" not in replies[3] and "What name" not in replies[3]  # the form is over
-    assert receiver.wait_for(lambda n: n.get("conversation_id") == sender and n["event"] == "red_flag_escalation")
+    assert receiver.wait_for(lambda n: n.get("conversation_id") == rest_conversation(sender)
+                             and n["event"] == "red_flag_escalation")
     assert bookings_for(receiver, sender) == []
 
 
@@ -688,8 +773,8 @@ def test_e2e_booking_system_down_then_back_delivers_exactly_once(assistant, rece
     finally:
         receiver.start()
     assert "saved" in replies[-1] and "I've sent" not in replies[-1]
-    assert receiver.wait_for(lambda r: r.get("conversation_id") == sender and r["event"] == "booking_request",
-                             seconds=30)
+    assert receiver.wait_for(lambda r: r.get("conversation_id") == rest_conversation(sender)
+                             and r["event"] == "booking_request", seconds=30)
     time.sleep(3)  # a few more retry rounds: nothing is sent twice
     [request] = bookings_for(receiver, sender)
     assert request["visitor"] == {"name": "Sam Ortiz", "phone": "+442079460958", "email": None}
@@ -699,5 +784,6 @@ def test_e2e_two_misunderstood_messages_hand_over_to_staff(assistant, receiver):
     sender = "e2e-two-fallbacks"
     replies = converse(assistant, sender, "qwzx plorf vrrmp", "blarg fnord wibble zonk")
     assert "A person will understand better" in replies[1] and "+1 305-555-0100" in replies[1]
-    [event] = receiver.wait_for(lambda n: n.get("conversation_id") == sender and n["event"] == "handover")
+    [event] = receiver.wait_for(lambda n: n.get("conversation_id") == rest_conversation(sender)
+                                and n["event"] == "handover")
     assert event["reason"] == "not_understood_twice"
