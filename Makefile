@@ -32,7 +32,7 @@ help:
 	@echo "make export-unsure - messages it was unsure about, masked, to label (SINCE=, UNTIL=, DB=)"
 	@echo "make merge-labelled FILE=... - add the labelled messages to the training data"
 	@echo "make topics - every topic a message can be labelled with"
-	@echo "make forget-old - delete conversations idle longer than clinic.yml's keep_conversations_days"
+	@echo "make forget-old - delete conversations and outbox items older than clinic.yml's keep_conversations_days"
 	@echo "make pending  - list booking requests and staff notifications not delivered yet"
 	@echo "make receiver - a local webhook receiver for booking requests and staff alerts (see README)"
 	@echo "make benchmark - this config against Rasa's stock one: accuracy, speed, memory (~20 min)"
@@ -102,7 +102,8 @@ merge-labelled: $(SPACY)
 	@if [ -z "$(FILE)" ]; then echo "Say which file: make merge-labelled FILE=var/review/unsure_....csv"; exit 2; fi
 	$(BIN)/python scripts/merge_labelled.py "$(FILE)"
 
-# Deletes conversations idle longer than clinic.yml's keep_conversations_days; run it daily.
+# Deletes conversations idle longer than clinic.yml's keep_conversations_days, and outbox items stored
+# before then (undelivered ones reported to staff first); run it daily.
 #   make forget-old [DAYS=90] [DB=postgresql://...] [DRY_RUN=1]
 forget-old: $(STAMP)
 	$(BIN)/python scripts/forget_old_conversations.py $(if $(DAYS),--days $(DAYS)) $(if $(DB),--db "$(DB)") \
@@ -177,5 +178,23 @@ notifications: pending
 receiver: $(STAMP)
 	$(BIN)/python scripts/webhook_receiver.py
 
+# Once, when Telegram is set up: registers TELEGRAM_WEBHOOK_URL with the secret token (TELEGRAM_* from
+# the environment, as for make run). The server's own /set_webhook URL is closed: anyone could call it.
+.PHONY: telegram-webhook
+telegram-webhook: $(STAMP)
+	SQLALCHEMY_SILENCE_UBER_WARNING=1 $(BIN)/python -m channels.secure register-telegram-webhook
+
+# Deletes what the commands built and var/ (conversations, the outbox, keys). It refuses while a
+# booking request or staff alert in var/outbox.db is not delivered yet: make clean FORCE=1 deletes anyway.
 clean:
+	@if [ -z "$(FORCE)" ] && [ -e var/outbox.db ]; then \
+	  waiting=$$(OUTBOX_DB=var/outbox.db $(BIN)/python -m actions.outbox count) || { \
+	    echo "make clean: can't tell whether var/outbox.db still holds undelivered booking requests or alerts;" \
+	         "nothing deleted. make clean FORCE=1 deletes it anyway." >&2; exit 1; }; \
+	  if [ "$${waiting%% *}" != 0 ]; then \
+	    echo "make clean: nothing deleted: $$waiting in var/outbox.db, not delivered to the clinic yet." >&2; \
+	    echo "  See them: make pending   Send them: $(BIN)/python -m actions.outbox deliver" >&2; \
+	    echo "  Delete them with everything else: make clean FORCE=1" >&2; exit 1; \
+	  fi; \
+	fi
 	rm -rf build models results .rasa var logs web/static

@@ -3,7 +3,8 @@
 The NLU's red-flag detector marks the message with `red_flag_tier`; this action
 says what to do, first and in plain words, stops any form in progress, keeps
 the most serious tier in the conversation (so a later booking request is met
-with the same advice), and tells staff about emergency and urgent ones.
+with the same advice), and tells staff about emergency and urgent ones, naming
+the booking requests this conversation already sent, so staff can hold them.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import ClinicSettings, settings
+from actions.outbox import Outbox
 from actions.staff_notifications import notify_staff
 
 logger = logging.getLogger(__name__)
@@ -91,9 +93,11 @@ def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str,
     dispatcher.utter_message(text=advice(tier, clinic), buttons=buttons or None,
                              json_message={"red_flag_tier": tier} if tier != "see_doctor" else None)
     if tier in NOTIFY_STAFF:
-        # Only the tier, the time and the conversation id: never the visitor's words.
-        notify_staff("red_flag_escalation", {"tier": tier, "conversation_id": tracker.sender_id,
-                                             "clinic": clinic.name})
+        # Only the tier, the time, the conversation id and the ids of the booking requests
+        # it sent earlier (a massage booked before this sign): never the visitor's words.
+        notify_staff("red_flag_escalation", {
+            "tier": tier, "conversation_id": tracker.sender_id, "clinic": clinic.name,
+            "earlier_booking_requests": Outbox().booking_requests_of(tracker.sender_id)})
         if not clinic.staff_webhook_url:
             logger.info("No staff webhook configured; the %s escalation waits in the outbox", tier)
     return [SlotSet("red_flag_tier", more_serious(tracker.get_slot("red_flag_tier"), tier))]

@@ -8,6 +8,8 @@ fails. This check says plainly what is wrong (the database's directory missing o
 not writable, the disk full, the server refusing the login) before anything starts:
 it writes an event inside a transaction and rolls it back, and for SQLite warns when
 less than LOW_DISK_MB is free. Exit status 1 with the reason; 0 when writable.
+An SQLite store is created readable by its owner only (it holds visitors' names, phones
+and health details), and an existing one readable by others is made so.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ def check(endpoints: Path) -> str:
     from rasa.shared.exceptions import RasaException
     from rasa.utils.endpoints import read_endpoint_config
 
+    from actions.outbox import owner_only
     from channels.guard import describe_error
 
     try:
@@ -44,13 +47,16 @@ def check(endpoints: Path) -> str:
         return f"tracker store: {getattr(config, 'type', None) or 'in memory'} (not checked here)"
     kwargs = dict(config.kwargs)
     where = kwargs.get("db", "rasa.db")
-    if kwargs.get("dialect", "sqlite") == "sqlite":
+    sqlite = kwargs.get("dialect", "sqlite") == "sqlite"
+    if sqlite:
         folder = (ROOT / where).parent  # an absolute path stays as it is
         folder.mkdir(parents=True, exist_ok=True)
         free_mb = shutil.disk_usage(folder).free / 2**20
         if free_mb < LOW_DISK_MB:
             print(f"WARNING: only {free_mb:.0f} MB free for the tracker store {where}", file=sys.stderr)
     try:
+        if sqlite:
+            owner_only(ROOT / where)  # before Rasa or SQLite creates it with the umask's mode
         store = SQLTrackerStore(host=config.url, **kwargs)
         with store.engine.connect() as connection:
             transaction = connection.begin()

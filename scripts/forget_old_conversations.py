@@ -2,6 +2,12 @@
 message is older than clinic.yml's keep_conversations_days (or --days). A
 conversation still going on is kept whole, its older messages included.
 
+The outbox (actions/outbox.py: booking requests, staff notifications) gets the same
+period: items stored before it are deleted once delivered; one never delivered is
+listed here (kind, id, time, last error; never its contents) and named in a staff
+notification ("outbox_expired", stored in the outbox and sent like any other) before
+it is deleted. The outbox is where the assistant keeps it (OUTBOX_DB, or the profile's).
+
 Visitors' messages hold health details and booking contacts: keep them no longer
 than needed. Run it daily (cron, or a scheduled task). It is safe while the
 assistant runs: it only touches conversations idle for days.
@@ -16,7 +22,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,6 +75,35 @@ def forget(url: str, days: int, now: Optional[float] = None, dry_run: bool = Fal
         engine.dispose()
 
 
+def forget_outbox(days: int, now: Optional[float] = None, dry_run: bool = False) -> List[str]:
+    """Deletes (or, dry_run, lists) outbox items stored more than `days` ago; returns what to print."""
+    import sqlalchemy
+
+    from actions.outbox import Outbox, OutboxConfigError, database_url, now_iso
+
+    try:
+        url = sqlalchemy.engine.make_url(database_url())
+        if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+            return [f"Outbox ({url.database}): nothing stored yet."]
+        outbox = Outbox(url)
+        delivered, undelivered, notice = outbox.expire(
+            (now if now is not None else time.time()) - days * 86400, days, dry_run)
+    except (OutboxConfigError, sqlalchemy.exc.SQLAlchemyError) as error:
+        raise RetentionError(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    verb = "would delete" if dry_run else "deleted"
+    lines = [f"Outbox ({outbox.where}): {verb} {delivered} delivered item(s) (booking requests, "
+             f"staff notifications) older than {days} days."]
+    if undelivered:
+        told = ("would be reported to staff and deleted" if dry_run else
+                f"deleted after storing a staff notification (outbox_expired, id={notice['id']}) naming them")
+        lines.append(f"{len(undelivered)} outbox item(s) older than {days} days were never delivered; {told}:")
+        for row in undelivered:
+            why = (f"{row['attempts']} attempt(s), last error: {row['last_error']}" if row["attempts"]
+                   else "never tried (is a webhook set for it?)")
+            lines.append(f"  {now_iso(row['created_at'])}  {row['kind']:20s} id={row['id']}  {why}")
+    return lines
+
+
 def main(argv=None, now: Optional[float] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, help="keep conversations with a message in this many days "
@@ -90,6 +125,11 @@ def main(argv=None, now: Optional[float] = None) -> int:
     verb = "Would delete" if args.dry_run else "Deleted"
     print(f"{verb} {deleted} conversation(s) ({events} stored event(s)) with no message since {since} "
           f"(older than {days} days); {kept} kept.")
+    try:
+        print("\n".join(forget_outbox(days, now, args.dry_run)))
+    except RetentionError as error:
+        print(f"Nothing deleted from the outbox: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

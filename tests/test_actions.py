@@ -154,3 +154,34 @@ def test_booking_after_an_emergency_repeats_the_advice(clinic_config):
     messages, _ = run_action(ActionFinishBooking(), tracker)
     said = texts(messages)
     assert "can't book" in said and "call 911 now" in said and clinic.booking_page not in said
+
+
+BOOKED = {"booking_technique": "swedish", "booking_length": 60, "booking_name": "Maria Gonzalez",
+          "booking_time": {"text": "saturday morning", "date": "2026-11-21", "part_of_day": "morning"},
+          "booking_contact": {"phone": "+13055550147", "email": None}, "screen_emergency": False,
+          "screen_urgent": False, "screen_notes": [], "booking_consent": True}
+
+
+def test_a_red_flag_after_a_booking_names_the_earlier_request_so_staff_can_hold_it(clinic_config, outbox_path):
+    import json
+
+    from actions.outbox import Outbox
+
+    clinic_config(booking_webhook_url="", staff_webhook_url="")  # stored, waiting for staff
+    for visitor in ("visitor-booked", "someone-else"):
+        tracker = make_tracker("Yes, send my request", "affirm", slots=BOOKED, sender_id=visitor)
+        messages, _ = run_action(ActionFinishBooking(), tracker)
+        assert "saved your request" in messages[0]["text"]
+    outbox = Outbox(outbox_path)
+    [booked] = [row["id"] for row in outbox.pending("booking_request")
+                if json.loads(row["payload"])["conversation_id"] == "visitor-booked"]
+
+    for visitor, tier in (("visitor-booked", "urgent"), ("never-booked", "emergency")):
+        tracker = red_flag_tracker("fever and my back is killing me", tier)
+        tracker.sender_id = visitor
+        run_action(ActionEscalateRedFlag(), tracker)
+    alerts = {alert["conversation_id"]: alert for alert in
+              (json.loads(row["payload"]) for row in outbox.pending("red_flag_escalation"))}
+    assert alerts["visitor-booked"]["earlier_booking_requests"] == [booked]
+    assert alerts["never-booked"]["earlier_booking_requests"] == []
+    assert "Maria" not in json.dumps(alerts)  # the alert names the request, it doesn't copy it

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.running_assistant import MODEL, STAFF_SECRET, Receiver, text_of
+from tests.running_assistant import MODEL, STAFF_SECRET, Receiver, rest_conversation, text_of
 
 SETS = Path(__file__).resolve().parent / "red_flags"
 ASSERTED = ["dev.yml", "final.yml"]
@@ -145,12 +145,33 @@ def test_emergency_at_the_first_message_after_an_faq_and_then_no_booking(assista
     booking = text_of(assistant.say(sender, "I'd like to book a massage for tomorrow"))
     assert "can't book" in booking and f"call {number}" in booking
 
-    staff_receiver.wait_for(lambda n: n.get("conversation_id") == "rf-first")
-    mine = staff_receiver.wait_for(lambda n: n.get("conversation_id") in ("rf-first", sender))
-    assert {n["conversation_id"] for n in mine} == {"rf-first", sender}
+    conversations = {rest_conversation("rf-first"), rest_conversation(sender)}
+    staff_receiver.wait_for(lambda n: n.get("conversation_id") == rest_conversation("rf-first"))
+    mine = staff_receiver.wait_for(lambda n: n.get("conversation_id") in conversations)
+    assert {n["conversation_id"] for n in mine} == conversations
     for notification in mine:
         assert notification["tier"] == "emergency" and notification["event"] == "red_flag_escalation"
-        assert set(notification) == {"id", "event", "time", "tier", "conversation_id", "clinic"}  # no message text
+        assert set(notification) == {"id", "event", "time", "tier", "conversation_id", "clinic",
+                                     "earlier_booking_requests"}  # no message text
+        assert notification["earlier_booking_requests"] == []
+
+
+def test_an_emergency_after_a_sent_booking_names_that_booking_to_staff(assistant, receiver):
+    sender = "rf-after-booking"
+    replies = [text_of(assistant.say(sender, message)) for message in (
+        "i want to book a swedish massage on saturday morning", "60 minutes", "Maria Gonzalez",
+        "maria.gonzalez@example.com", "no", "no", "none", "yes")]
+    assert "I've sent your request" in replies[-1]
+    conversation = rest_conversation(sender)
+    [booking] = receiver.wait_for(lambda r: r["event"] == "booking_request"
+                                  and r.get("conversation_id") == conversation)
+
+    said = text_of(assistant.say(sender, "now my groin has gone numb and i cant control my bladder"))
+    assert said.startswith(f"Please call {assistant.clinic['emergency_number']} now")
+    [alert] = receiver.wait_for(lambda n: n["event"] == "red_flag_escalation"
+                                and n.get("conversation_id") == conversation)
+    assert alert["earlier_booking_requests"] == [booking["id"]]
+    assert "Maria" not in str(alert) and receiver.rejected == []
 
 
 def test_urgent_sign_blocks_booking_until_a_doctor_clears_it(assistant):
@@ -173,7 +194,7 @@ def test_harmless_and_question_messages_do_not_alert_staff(assistant, staff_rece
                                  "what is cauda equina syndrome?", "my foot fell asleep on the train"]):
         assistant.say(f"rf-calm-{i}", message)
     time.sleep(1)
-    assert not [n for n in staff_receiver.received if n["conversation_id"].startswith("rf-calm-")]
+    assert not [n for n in staff_receiver.received if n["conversation_id"].startswith(rest_conversation("rf-calm-"))]
 
 
 # --- the outbox: nothing lost when the staff endpoint is down ---------------------------
