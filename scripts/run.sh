@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts the action server and the Rasa server (rest + socketio on port 5005)
-# with the trained model, and stops both on Ctrl-C. Called by `make run`,
-# after the virtual environment, spaCy pipeline and model are ready.
+# Starts the action server, the Rasa server (rest + socketio on port 5005) with the
+# trained model and the demo page, logging to logs/, and stops them all on Ctrl-C (exit
+# status 0; 1 if a server stopped on its own). Called by `make run`, after the virtual
+# environment, spaCy pipeline and model are ready.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,16 +35,31 @@ case "${ASSISTANT_PROFILE:=embedded}" in
 esac
 export ASSISTANT_PROFILE
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  if [ ${#pids[@]} -gt 0 ]; then
-    echo; echo "Stopping the assistant ..."
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
+# The servers started below. Ctrl-C (SIGINT to the whole process group) or SIGTERM is a stop
+# that was asked for: every server is stopped, "Stopped." and exit status 0. Any other way out
+# (a server that died, a start that failed) stops the others too and keeps its non-zero status.
+pids=() names=()
+stop_servers() {
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  # Each server shuts down cleanly within a few seconds; one that hangs is killed after 30 s.
+  local deadline=$((SECONDS + 30)) pid
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
 }
-trap stop INT TERM EXIT
+stop_on_request() {
+  trap '' INT TERM  # a second Ctrl-C changes nothing: the stop is under way (30 s at most)
+  echo; echo "Stopping the assistant ..."
+  stop_servers
+  echo "Stopped."
+  exit 0
+}
+trap stop_on_request INT TERM
+trap stop_servers EXIT
 
 wait_for() {  # url, what, pid, seconds
   local deadline=$((SECONDS + $4))
@@ -85,17 +101,49 @@ if [ -z "${CHANNEL_SECRET_KEY:-}" ]; then
   fi
   CHANNEL_SECRET_KEY=$(cat var/channel-secret-key)
 fi
-# rest + socketio, and each messaging channel whose settings are in the environment.
-CHANNEL_SECRET_KEY="$CHANNEL_SECRET_KEY" .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
-unset CHANNEL_SECRET_KEY
+# The REST channel (a developer's tool) needs a token: REST_CHANNEL_TOKEN, or in the embedded
+# profile a random one kept in var/rest-token (owner-only); production leaves REST off without one.
+rest_token='$REST_CHANNEL_TOKEN'
+if [ -z "${REST_CHANNEL_TOKEN:-}" ] && [ "$ASSISTANT_PROFILE" = embedded ]; then
+  if [ ! -s var/rest-token ]; then
+    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/rest-token)
+  fi
+  REST_CHANNEL_TOKEN=$(cat var/rest-token)
+  rest_token='$(cat var/rest-token)'
+fi
+# socketio, rest (with its token), and each messaging channel whose settings are in the environment.
+CHANNEL_SECRET_KEY="$CHANNEL_SECRET_KEY" REST_CHANNEL_TOKEN="${REST_CHANNEL_TOKEN:-}" \
+  .venv/bin/python -m channels.credentials var/credentials.yml || exit 1
+if [ -n "${REST_CHANNEL_TOKEN:-}" ]; then
+  rest_example="curl -s -XPOST localhost:$PORT/webhooks/rest/webhook -H \"Authorization: Bearer $rest_token\" \\
+               -H 'Content-Type: application/json' -d '{\"sender\": \"me\", \"message\": \"What causes sciatica?\"}'"
+else
+  rest_example="off (set REST_CHANNEL_TOKEN, 32+ random characters, to turn it on)"
+fi
+unset CHANNEL_SECRET_KEY REST_CHANNEL_TOKEN
 # The tracker store must be writable before Rasa starts (Rasa would fall back to memory).
 .venv/bin/python -W ignore scripts/check_tracker_store.py "$ENDPOINTS" || exit 1
+
+# Each start keeps the previous runs' logs: x.log.1 is the last run's, up to x.log.$KEEP_LOGS, so the
+# log a crash message points to survives a restart. The servers write to their stdout, which this
+# script sends to the files, so the rotation is here too: a logging library's rotating handler
+# would need each server to open its own file, and Rasa's and rasa-sdk's logging set-up is theirs.
+KEEP_LOGS=5
+rotate_log() {
+  local log=logs/$1.log n
+  [ -e "$log" ] || return 0
+  for ((n = KEEP_LOGS - 1; n >= 1; n--)); do
+    if [ -e "$log.$n" ]; then mv -f "$log.$n" "$log.$((n + 1))"; fi
+  done
+  mv -f "$log" "$log.1"
+}
+for name in action-server rasa-server web; do rotate_log "$name"; done
 
 # The action server (actions/server.py: rasa-sdk's) has no authentication of its own: it
 # listens on this machine only (ACTIONS_HOST=0.0.0.0 to reach it from elsewhere, behind a firewall).
 echo "Starting the action server on ${ACTIONS_HOST:=127.0.0.1}:$ACTIONS_PORT (log: logs/action-server.log) ..."
 .venv/bin/python -m actions.server --host "$ACTIONS_HOST" --port "$ACTIONS_PORT" >logs/action-server.log 2>&1 &
-pids+=($!)
+pids+=($!) names+=(action-server)
 wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 
 # Rasa's HTTP API is what `make reload` loads a new model through. It is on only with a
@@ -119,25 +167,32 @@ echo "Starting the Rasa server on port $PORT (log: logs/rasa-server.log); this t
 # shellcheck disable=SC2086  # WIDGET_ORIGINS is a list
 "$RASA" run --model models/sciatica.tar.gz --endpoints "$ENDPOINTS" --credentials var/credentials.yml \
   --cors $WIDGET_ORIGINS --port "$PORT" "${api[@]}" >logs/rasa-server.log 2>&1 &
-pids+=($!)
+pids+=($!) names+=(rasa-server)
 wait_for "http://localhost:$PORT/" rasa-server "${pids[-1]}" 300
 
 echo "Serving the demo page with the chat widget on port $WEB_PORT ..."
 .venv/bin/python scripts/serve_web.py --port "$WEB_PORT" --rasa-url "http://localhost:$PORT" >logs/web.log 2>&1 &
-pids+=($!)
+pids+=($!) names+=(web)
 wait_for "http://localhost:$WEB_PORT/" web "${pids[-1]}" 30
 
 cat <<MSG
 
 The assistant is running. Talk to it:
   Website:   http://localhost:$WEB_PORT/   (the clinic's demo page; the chat button is bottom right)
-  REST:      curl -s -XPOST localhost:$PORT/webhooks/rest/webhook -H 'Content-Type: application/json' \\
-               -d '{"sender": "me", "message": "What causes sciatica?"}'
+  REST:      $rest_example
   socket.io: http://localhost:$PORT/socket.io (for the website widget)
   Terminal:  make shell   (in another terminal)
 After editing data/ or clinic.yml: make reload   (checks, retrains, loads the new model; no restart)
 Conversations are kept $STORED. Press Ctrl-C to stop.
 MSG
-wait -n "${pids[@]}"
-echo "A server stopped unexpectedly; see logs/." >&2
+# Returns when a server exits on its own (Ctrl-C and SIGTERM go to stop_on_request instead).
+status=0
+wait -n "${pids[@]}" || status=$?
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "A server stopped unexpectedly: ${names[$i]}, exit status $status; see logs/${names[$i]}.log." >&2
+    break
+  fi
+done
+echo "Stopping the others ..." >&2
 exit 1
