@@ -422,9 +422,9 @@ class ActionFinishBooking(Action):
             dispatcher.utter_message(response="utter_booking_cancelled")
             return reset_form()
         if tracker.get_slot("screen_emergency") is True:
-            return escalate(dispatcher, tracker, "emergency", clinic) + reset_form()
+            return await escalate(dispatcher, tracker, "emergency", clinic) + reset_form()
         if tracker.get_slot("screen_urgent") is True:
-            return escalate(dispatcher, tracker, "urgent", clinic) + reset_form()
+            return await escalate(dispatcher, tracker, "urgent", clinic) + reset_form()
         flagged = tracker.get_slot("red_flag_tier")
         if flagged in ("emergency", "urgent", "unclear"):
             dispatcher.utter_message(text=escalation_notice("urgent" if flagged == "unclear" else flagged, clinic))

@@ -64,8 +64,8 @@ class ActionFallbackWithTopics(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         if misunderstood_in_a_row(tracker) >= 2:
-            hand_over(dispatcher, tracker, settings(), "not_understood_twice",
-                      "Sorry, I'm still not getting it. A person will understand better.")
+            await hand_over(dispatcher, tracker, settings(), "not_understood_twice",
+                            "Sorry, I'm still not getting it. A person will understand better.")
             return []
         catalog = titles()
         suggestions = closest_topics(tracker.latest_message, catalog)

@@ -16,13 +16,13 @@ from actions.clinic_settings import ClinicSettings, settings
 from actions.staff_notifications import notify_staff
 
 
-def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, clinic: ClinicSettings, reason: str,
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, clinic: ClinicSettings, reason: str,
               opening: str) -> None:
     text = f"{opening} {clinic.contact_line()}"
     if clinic.hours:
         text += f" Opening hours: {clinic.hours}."
     if clinic.staff_webhook_url:
-        notify_staff("handover", {"conversation_id": tracker.sender_id, "reason": reason,
+        await notify_staff("handover", {"conversation_id": tracker.sender_id, "reason": reason,
                                   "channel": tracker.get_latest_input_channel(), "clinic": clinic.name})
         text += " I've also let the team know, so someone can pick up this conversation."
     dispatcher.utter_message(text=text)
@@ -36,5 +36,5 @@ class ActionHandOverToStaff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         clinic = settings()
-        hand_over(dispatcher, tracker, clinic, "asked_for_a_person", f"Of course, a person at {clinic.name} can help.")
+        await hand_over(dispatcher, tracker, clinic, "asked_for_a_person", f"Of course, a person at {clinic.name} can help.")
         return []

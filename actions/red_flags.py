@@ -8,6 +8,7 @@ the booking requests this conversation already sent, so staff can hold them.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -78,7 +79,7 @@ def escalation_notice(tier: str, clinic: ClinicSettings) -> Text:
     )
 
 
-def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str,
+async def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str,
              clinic: ClinicSettings) -> List[Dict[Text, Any]]:
     """Says what to do for this tier, tells staff if needed; returns the events.
 
@@ -95,9 +96,10 @@ def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str,
     if tier in NOTIFY_STAFF:
         # Only the tier, the time, the conversation id and the ids of the booking requests
         # it sent earlier (a massage booked before this sign): never the visitor's words.
-        notify_staff("red_flag_escalation", {
+        earlier = await asyncio.to_thread(lambda: Outbox().booking_requests_of(tracker.sender_id))
+        await notify_staff("red_flag_escalation", {
             "tier": tier, "conversation_id": tracker.sender_id, "clinic": clinic.name,
-            "earlier_booking_requests": Outbox().booking_requests_of(tracker.sender_id)})
+            "earlier_booking_requests": earlier})
         if not clinic.staff_webhook_url:
             logger.info("No staff webhook configured; the %s escalation waits in the outbox", tier)
     return [SlotSet("red_flag_tier", more_serious(tracker.get_slot("red_flag_tier"), tier))]
@@ -122,7 +124,7 @@ class ActionEscalateRedFlag(Action):
             if answer:
                 # The visitor also asked something we can answer: answer it, then the note.
                 dispatcher.utter_message(response=answer)
-        events = escalate(dispatcher, tracker, tier, clinic)
+        events = await escalate(dispatcher, tracker, tier, clinic)
         if tracker.active_loop.get("name"):
             # Any red flag stops the form in progress; what was filled in is kept,
             # so after a see-a-doctor note "book a session" carries on from there.

@@ -6,6 +6,7 @@ conversation id, the time and the kind of event, never the visitor's words.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Dict
 
@@ -14,9 +15,14 @@ from actions.outbox import Outbox, send_soon
 logger = logging.getLogger(__name__)
 
 
-def notify_staff(kind: str, fields: Dict[str, Any]) -> Dict[str, Any]:
-    """Stores the event (so nothing is lost), then sends it in the background."""
+def _store(kind: str, fields: Dict[str, Any]):
     outbox = Outbox()
-    payload = outbox.add(kind, fields)
+    return outbox, outbox.add(kind, fields)
+
+
+async def notify_staff(kind: str, fields: Dict[str, Any]) -> Dict[str, Any]:
+    """Stores the event (so nothing is lost), then sends it in the background. The database is
+    used from a worker thread: a slow or locked one holds up this visitor, not every visitor."""
+    outbox, payload = await asyncio.to_thread(_store, kind, fields)
     send_soon(outbox, payload["id"])
     return payload

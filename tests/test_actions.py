@@ -185,3 +185,57 @@ def test_a_red_flag_after_a_booking_names_the_earlier_request_so_staff_can_hold_
     assert alerts["visitor-booked"]["earlier_booking_requests"] == [booked]
     assert alerts["never-booked"]["earlier_booking_requests"] == []
     assert "Maria" not in json.dumps(alerts)  # the alert names the request, it doesn't copy it
+
+
+def test_an_escalation_waiting_for_a_locked_outbox_does_not_hold_up_other_visitors(clinic_config, outbox_path):
+    """The action server answers every visitor on one event loop. Storing a staff alert while the
+    outbox database is locked (another process writing; SQLite waits up to 10 s) used to block that
+    loop, so every other visitor waited too; now only this visitor's action waits."""
+    import asyncio
+    import sqlite3
+    import threading
+    import time
+
+    from actions.outbox import Outbox
+    from rasa_sdk.executor import CollectingDispatcher
+
+    clinic_config(staff_webhook_url="")
+    Outbox(outbox_path)  # the table exists
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_database_for_a_while():
+        db = sqlite3.connect(outbox_path)
+        db.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(1.5)
+        db.rollback()
+        db.close()
+
+    holder = threading.Thread(target=hold_the_database_for_a_while)
+    holder.start()
+    locked.wait(5)
+
+    async def escalation_and_another_visitor():
+        gaps, last = [], time.monotonic()
+
+        async def other_visitor():  # the loop's liveness: how long it goes without a turn
+            nonlocal last
+            while not done.is_set():
+                await asyncio.sleep(0.02)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        done = asyncio.Event()
+        ticker = asyncio.create_task(other_visitor())
+        tracker = red_flag_tracker("numb groin", "emergency")
+        await ActionEscalateRedFlag().run(CollectingDispatcher(), tracker, {})
+        gaps.append(time.monotonic() - last)  # the loop's last turn came before the action returned
+        done.set()
+        await ticker
+        return max(gaps)
+
+    longest = asyncio.run(escalation_and_another_visitor())
+    release.set()
+    holder.join()
+    assert longest < 0.5, f"the event loop was held {longest:.2f} s while the outbox was locked"
+    assert len(Outbox(outbox_path).pending("red_flag_escalation")) == 1  # stored once the lock went

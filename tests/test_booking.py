@@ -524,7 +524,7 @@ def test_a_booking_never_waits_for_alerts_stuck_on_a_staff_webhook_that_does_not
     async def alerts_then_a_booking():
         if alerts == "sent as they are raised":
             for n in range(5):
-                notify_staff("handover", {"conversation_id": f"earlier-{n}", "reason": "asked for staff"})
+                await notify_staff("handover", {"conversation_id": f"earlier-{n}", "reason": "asked for staff"})
         else:
             for n in range(5):
                 outbox.add("handover", {"conversation_id": f"earlier-{n}", "reason": "asked for staff"})
