@@ -16,7 +16,17 @@ mkdir -p var logs
 # (PostgreSQL tracker store and outbox, Redis lock store: endpoints.production.yml, whose
 # settings come from the environment; README, "Scaling").
 case "${ASSISTANT_PROFILE:=embedded}" in
-  embedded) ENDPOINTS=endpoints.yml; STORED="in var/tracker.db" ;;
+  embedded)
+    ENDPOINTS=endpoints.yml; STORED="in var/tracker.db"
+    # endpoints.yml names the action server's default port; on another one Rasa gets a copy naming it
+    # (without it, every custom action would fail: Rasa would call 5055).
+    if [ "$ACTIONS_PORT" != 5055 ]; then
+      ENDPOINTS=var/endpoints.yml
+      .venv/bin/python -c 'import sys, yaml
+endpoints = yaml.safe_load(open("endpoints.yml"))
+endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{sys.argv[1]}/webhook"
+open("var/endpoints.yml", "w").write(yaml.safe_dump(endpoints, sort_keys=False))' "$ACTIONS_PORT"
+    fi ;;
   production)
     ENDPOINTS=endpoints.production.yml
     export ACTION_SERVER_URL="${ACTION_SERVER_URL:-http://127.0.0.1:$ACTIONS_PORT/webhook}"
