@@ -102,23 +102,23 @@ export WIDGET_ORIGINS="${WIDGET_ORIGINS:-${WIDGET_ORIGIN:-http://localhost:$WEB_
 # The channels' keys (widget session tokens, SMS conversation names) are derived from one
 # secret: CHANNEL_SECRET_KEY, or in the embedded profile a random one kept in var/ (owner-only).
 # Only the credentials step reads it; Rasa gets the derived keys in var/credentials.yml.
+kept_secret() {  # var/<name>: a random secret made once, readable by this user only; printed
+  if [ ! -s "var/$1" ]; then
+    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >"var/$1")
+  fi
+  cat "var/$1"
+}
 if [ -z "${CHANNEL_SECRET_KEY:-}" ]; then
   if [ "$ASSISTANT_PROFILE" = production ]; then
     echo "ASSISTANT_PROFILE=production needs CHANNEL_SECRET_KEY (the same on every Rasa server)." >&2; exit 1
   fi
-  if [ ! -s var/channel-secret-key ]; then
-    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/channel-secret-key)
-  fi
-  CHANNEL_SECRET_KEY=$(cat var/channel-secret-key)
+  CHANNEL_SECRET_KEY=$(kept_secret channel-secret-key)
 fi
 # The REST channel (a developer's tool) needs a token: REST_CHANNEL_TOKEN, or in the embedded
 # profile a random one kept in var/rest-token (owner-only); production leaves REST off without one.
 rest_token='$REST_CHANNEL_TOKEN'
 if [ -z "${REST_CHANNEL_TOKEN:-}" ] && [ "$ASSISTANT_PROFILE" = embedded ]; then
-  if [ ! -s var/rest-token ]; then
-    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/rest-token)
-  fi
-  REST_CHANNEL_TOKEN=$(cat var/rest-token)
+  REST_CHANNEL_TOKEN=$(kept_secret rest-token)
   rest_token='$(cat var/rest-token)'
 fi
 # socketio, rest (with its token), and each messaging channel whose settings are in the environment.
@@ -163,10 +163,7 @@ wait_for "http://localhost:$ACTIONS_PORT/health" action-server "${pids[-1]}" 60
 api=()
 if [ "${RASA_API:-on}" != off ]; then
   if [ -z "${RASA_API_TOKEN:-}" ]; then
-    if [ ! -s var/api-token ]; then
-      (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' >var/api-token)
-    fi
-    RASA_API_TOKEN=$(cat var/api-token)
+    RASA_API_TOKEN=$(kept_secret api-token)
   fi
   api=(--enable-api --auth-token="$RASA_API_TOKEN")
 fi
