@@ -31,6 +31,20 @@ def more_serious(a: Optional[str], b: Optional[str]) -> Optional[str]:
     return min(known, key=SEVERITY.index) if known else None
 
 
+# Tier "unclear": the learned layer (or the intent classifier) suspects a red flag the patterns did
+# not find. A guess must not tell anyone they have an emergency, and must not let one pass: so the
+# visitor is asked, with the signs named and the emergency number, and a "yes" escalates.
+SAFETY_CHECK = (
+    "Before I answer, a quick safety check. Do you have any of these right now: numbness around your "
+    "groin, bottom or inner thighs; new trouble controlling your bladder or bowels; weakness or numbness "
+    "in both legs; chest pain or trouble breathing; a drooping face, a weak arm or slurred speech; or pain "
+    "after a serious fall or crash? If yes, please call {number} now or go to the nearest emergency "
+    "department. For other new or worrying symptoms, please see a doctor before any massage."
+)
+SAFETY_CHECK_YES = "Yes, one of these"
+SAFETY_CHECK_NO = "No, none of these"
+
+
 def advice(tier: str, clinic: ClinicSettings) -> Text:
     number = clinic.emergency_number
     if tier == "emergency":
@@ -46,11 +60,7 @@ def advice(tier: str, clinic: ClinicSettings) -> Text:
             f"has said it's safe. If it suddenly gets worse, call {number}."
         )
     if tier == "unclear":
-        return (
-            "I may have misunderstood, but to be safe: if you have numbness around your groin or inner "
-            "thighs, new trouble controlling your bladder or bowel, weakness in both legs, or chest pain, "
-            f"call {number} now. For other worrying symptoms, please see a doctor before any massage."
-        )
+        return SAFETY_CHECK.format(number=number)
     return (
         "That's worth showing a doctor. Pain that lasts more than a few weeks, keeps getting worse, or "
         "comes with numbness or weakness should be checked so the cause is found. Massage can still "
@@ -86,7 +96,10 @@ async def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, tier: str
     Used for a red flag typed anywhere and for a "yes" to the booking form's
     safety questions."""
     buttons = []
-    if tier == "see_doctor":
+    if tier == "unclear":
+        buttons = [{"title": SAFETY_CHECK_YES, "payload": SAFETY_CHECK_YES},
+                   {"title": SAFETY_CHECK_NO, "payload": SAFETY_CHECK_NO}]
+    elif tier == "see_doctor":
         buttons = [
             {"title": "When to see a doctor", "payload": "When should I see a doctor about sciatica?"},
             {"title": "Book a session", "payload": "I'd like to book a massage"},
@@ -125,8 +138,54 @@ class ActionEscalateRedFlag(Action):
                 # The visitor also asked something we can answer: answer it, then the note.
                 dispatcher.utter_message(response=answer)
         events = await escalate(dispatcher, tracker, tier, clinic)
+        if tier == "unclear":
+            # After a "no": the question the message also asked, if we know it, and the tier as it was
+            # (a suspicion the visitor ruled out must not block booking).
+            events += [SlotSet("safety_check", {"answer": confident_faq_answer(tracker.latest_message),
+                                                "tier_before": tracker.get_slot("red_flag_tier")})]
         if tracker.active_loop.get("name"):
             # Any red flag stops the form in progress; what was filled in is kept,
             # so after a see-a-doctor note "book a session" carries on from there.
             events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+        return events
+
+
+def safety_check_was_last_said(tracker: Tracker) -> bool:
+    """True when the assistant's last message before this one was the safety check (a "yes" later,
+    to something else, must not count as a yes to it)."""
+    users = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users += 1
+            if users > 1:
+                return False
+        elif event.get("event") == "bot" and users == 1:
+            return (event.get("text") or "").startswith(SAFETY_CHECK.split(".")[0])
+    return False
+
+
+class ActionAnswerSafetyCheck(Action):
+    """A yes or a no: to the safety check just asked, or out of the blue."""
+
+    def name(self) -> Text:
+        return "action_answer_safety_check"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        check = tracker.get_slot("safety_check")
+        said_yes = (tracker.latest_message.get("intent") or {}).get("name") == "affirm"
+        if not isinstance(check, dict) or not safety_check_was_last_said(tracker):
+            dispatcher.utter_message(response="utter_yes_no_without_question")
+            return []
+        events: List[Dict[Text, Any]] = [SlotSet("safety_check", None)]
+        if said_yes:
+            return events + await escalate(dispatcher, tracker, "emergency", settings())
+        events.append(SlotSet("red_flag_tier", check.get("tier_before")))
+        dispatcher.utter_message(text="Thank you for checking. If any of those signs appear later, please call "
+                                      f"{settings().emergency_number} straight away.")
+        if check.get("answer"):
+            dispatcher.utter_message(response=check["answer"])
+        else:
+            dispatcher.utter_message(response="utter_what_next")
         return events

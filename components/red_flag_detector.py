@@ -2,18 +2,23 @@
 
 Runs last in the pipeline, on every message, and does not depend on the intent
 classifier: a misclassified emergency is the worst failure this assistant can
-have. When the patterns in spacy_pipeline/red_flags.yml find a red flag, the
-message's intent becomes `report_red_flag` (confidence 1.0, so no fallback or
-FAQ answer can win) and it gets two entities the dialogue acts on:
-`red_flag_tier` (emergency / urgent / see_doctor) and `red_flag_sign`.
+have. Three layers, the deterministic one in charge:
 
-When DIET alone predicts `report_red_flag` (a phrasing the patterns don't
-know) with high confidence and the message mentions one of the patterns'
-`classifier_hints`, the tier is `unclear` and the action gives cautious advice.
-The shipped hints list is empty (measured: the classifier added no recall and
-some false cautions), so DIET's guess without a pattern match falls back to
-its next-best intent. A question *about* a red flag ("what is cauda equina?")
-is left to the FAQ answers.
+1. The patterns in spacy_pipeline/red_flags.yml. What they find is escalated:
+   the intent becomes `report_red_flag` (confidence 1.0, so no fallback or FAQ
+   answer can win) with two entities, `red_flag_tier` (emergency / urgent /
+   see_doctor) and `red_flag_sign`. Nothing below can take that away.
+2. The learned layer (components/red_flag_classifier.py): when it suspects a
+   red flag the patterns did not find, the tier is `unclear`, which the action
+   answers with a safety check (the emergency signs named, the emergency
+   number, "yes"/"no" quick replies; a yes escalates).
+3. The intent classifier's own `report_red_flag` guess, when confident and the
+   message mentions one of the patterns' `classifier_hints` (empty: measured,
+   it added nothing the first two did not catch).
+
+Otherwise DIET's `report_red_flag` guess is set aside, and a question *about* a
+red flag ("what is cauda equina?") is left to the FAQ answers. Each layer's
+verdict is in the parse output under `red_flag_layers`, to measure them apart.
 """
 from __future__ import annotations
 
@@ -34,9 +39,11 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 
 from components.faq_confidence_gate import FaqConfidenceGate
+from components.red_flag_classifier import SUSPICION
 from components.red_flags import PATTERNS_FILE, detector_for
 
 INTENT_NAME = "report_red_flag"
+SEVERITY = ["emergency", "urgent", "unclear", "see_doctor"]  # most serious first (as actions/red_flags.py)
 SPACY_DOC = "text_spacy_doc"  # where Rasa's SpacyNLP leaves the parsed message
 
 
@@ -51,6 +58,15 @@ class RedFlagDetectorComponent(GraphComponent):
             # DIET's own `report_red_flag` guess counts from this confidence, and
             # only with one of the pattern file's classifier_hints in the message.
             "classifier_threshold": 0.8,
+            # The learned layer's probability of an emergency or urgent sign from which the visitor
+            # gets the safety check, and of a see-a-doctor sign from which they get that advice
+            # (chosen on tests/red_flags/dev.yml; see config.yml).
+            "suspicion_threshold": 0.5,
+            "see_doctor_threshold": 0.6,
+            # When the patterns saw a sign but found it denied, over or someone else's ("no numbness
+            # down there"), a suspicion counts only from this probability: word-bag models can't read
+            # negation (measured on dev.yml: 14 -> 11 of 87 harmless checked, no red flag lost).
+            "cleared_threshold": 0.9,
             # When DIET's red-flag guess is set aside, the next-best intent must be
             # at least this sure (FallbackClassifier's threshold), else nlu_fallback.
             "fallback_threshold": 0.5,
@@ -87,8 +103,25 @@ class RedFlagDetectorComponent(GraphComponent):
             return
         detection = self.detector.detect(text, message.get(SPACY_DOC))
         intent = message.get(INTENT) or {}
+        learned = (message.get(SUSPICION) or {}).get("probabilities") or {}
+        serious = learned.get("emergency", 0.0) + learned.get("urgent", 0.0)
+        suspected = None
+        needed = self.config["cleared_threshold"] if detection.cleared else self.config["suspicion_threshold"]
+        if not detection.is_question:
+            if serious >= needed:
+                suspected = "unclear"
+            elif learned.get("see_doctor", 0.0) >= self.config["see_doctor_threshold"]:
+                suspected = "see_doctor"
+        message.set("red_flag_layers", {
+            "patterns": detection.tier, "classifier": suspected, "classifier_probabilities": learned,
+            "intent": intent.get(PREDICTED_CONFIDENCE_KEY) if intent.get(INTENT_NAME_KEY) == INTENT_NAME else 0.0,
+        }, add_to_output=True)
         if detection.escalates:
             tier, signs = detection.tier, detection.signs
+            if suspected and SEVERITY.index(suspected) < SEVERITY.index(tier):
+                tier = suspected  # the learned layer may only add caution ("see a doctor" -> safety check)
+        elif suspected:
+            tier, signs = suspected, []
         elif (
             not detection.is_question
             and detection.hinted

@@ -1,7 +1,7 @@
 """Trains the model only when something it is built from has changed.
 
 The fingerprint covers config.yml, domain.yml, data/, the built spaCy pipeline
-and the project's custom NLU components. Rasa's own change detection does not
+the project's custom NLU components and the red-flag corpus. Rasa's own change detection does not
 notice a rebuilt spaCy pipeline (it only sees the path in config.yml), hence
 this script. Usage: python scripts/train_if_changed.py [--force]
 """
@@ -19,7 +19,7 @@ STAMP = ROOT / "models" / "sciatica.fingerprint.json"
 DATA_INPUTS = ["config.yml", "domain.yml", "data"]
 # Rasa caches trained components between runs but cannot see changes to these,
 # so when they change we retrain from scratch (--force).
-CODE_INPUTS = ["build/spacy_en", "components"]
+CODE_INPUTS = ["build/spacy_en", "components", "data/red_flag_corpus"]
 
 
 def fingerprint(inputs) -> str:

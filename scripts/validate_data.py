@@ -4,7 +4,8 @@ Rasa 3.6 warns about responses "not used in any story or rule" even when a form
 asks with them (utter_ask_<slot>) or an action sends them by name, and about
 the retrieval intent `faq` being "duplicated" because every data/faq/ file
 declares it. Those two are filtered only when they are true: the response
-really is a form question or named in actions/*.py. Anything else fails.
+really is a form question or named in actions/*.py (`utter_faq`: the answers
+action_answer_faq sends). Anything else fails.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def used_outside_stories(root: Path = ROOT) -> set:
     # f"utter_{slot}_needs_yes_or_no" in actions/booking.py
     used |= {f"utter_{slot}_needs_yes_or_no" for slot in form_slots if f"utter_{slot}_needs_yes_or_no" in
              (domain.get("responses") or {}) and "_needs_yes_or_no" in code}
+    if '"action_answer_faq"' in code:
+        used.add("utter_faq")  # the retrieval answers: action_answer_faq sends the one selected
     return used
 
 

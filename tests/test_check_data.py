@@ -104,7 +104,7 @@ def test_a_new_faq_without_test_questions_or_a_test_conversation(tmp_path, data)
         'version: "3.1"\nnlu:\n- intent: faq/stretches\n  examples: |\n    - a\n    - b\n    - c\n')
     (tests / "conversations" / "test_new.yml").write_text(
         'version: "3.1"\nstories:\n- story: s\n  steps:\n  - user: |\n      hi\n    intent: faq/stretches\n'
-        '  - action: utter_faq\n')
+        '  - action: action_answer_faq\n')
     assert check(tmp_path / "data", tmp_path / "domain.yml", ROOT / "build" / "spacy_en", tests_dir=tests) == []
 
 

@@ -43,3 +43,33 @@ def test_two_answers_too_close_to_call_fall_back():
 def test_other_intents_are_untouched():
     m = processed("greet", [("faq/symptoms", 0.1)])
     assert m.get("intent")["name"] == "greet"
+
+
+# --- a short yes or no is an answer --------------------------------------------------------------
+
+def short_answer_message(text, ranking):
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(data={"text": text})
+    message.set("intent", {"name": "nlu_fallback", "confidence": 0.5})
+    message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.5}] + ranking)
+    return message
+
+
+def test_a_short_no_the_classifier_was_unsure_of_is_taken_as_deny():
+    from components.short_answers import ShortAnswerClassifier
+
+    ranking = [{"name": "deny", "confidence": 0.4}, {"name": "affirm", "confidence": 0.19}]
+    [message] = ShortAnswerClassifier({"max_words": 6}).process([short_answer_message("No, none of these", ranking)])
+    assert message.get("intent")["name"] == "deny"
+
+
+def test_a_long_message_or_another_best_intent_still_falls_back():
+    from components.short_answers import ShortAnswerClassifier
+
+    component = ShortAnswerClassifier({"max_words": 6})
+    long = short_answer_message("no numbness down there and my bladder is fine just a dull ache",
+                                [{"name": "deny", "confidence": 0.4}])
+    other = short_answer_message("no clue", [{"name": "out_of_scope", "confidence": 0.4},
+                                             {"name": "deny", "confidence": 0.3}])
+    assert [m.get("intent")["name"] for m in component.process([long, other])] == ["nlu_fallback", "nlu_fallback"]

@@ -19,7 +19,7 @@ from tests.running_assistant import MODEL, STAFF_SECRET, Receiver, rest_conversa
 
 SETS = Path(__file__).resolve().parent / "red_flags"
 ASSERTED = ["dev.yml", "final.yml"]
-ESCALATED = {"emergency", "unclear"}  # "unclear": DIET's catch, answered with 911-first advice
+ESCALATED = {"emergency", "unclear"}  # "unclear": the safety check (signs named, call 911 if any applies)
 
 
 def load(name):
@@ -116,8 +116,8 @@ def reply_tier(replies, number):
     said = text_of(replies)
     if said.startswith(EMERGENCY_START.format(number)):
         return "emergency"
-    if said.startswith("I may have misunderstood"):
-        return "unclear"
+    if said.startswith("Before I answer, a quick safety check") and f"call {number} now" in said:
+        return "unclear"  # the safety check counts only with the emergency number and the signs in it
     if said.startswith("Please contact a doctor today"):
         return "urgent"
     if "worth showing a doctor" in said:
@@ -222,3 +222,72 @@ def test_notification_waits_while_staff_endpoint_is_down_then_is_delivered_once(
         assert outbox.pending() == []
     finally:
         receiver.stop()
+
+
+# --- the learned layer's safety check ---------------------------------------------------
+
+# Red flags in words the patterns don't know (checked below): the learned layer suspects them.
+UNKNOWN_WORDING_EMERGENCY = "found a horrible mess in my knickers this morning and never felt it happen"
+UNKNOWN_WORDING_IN_A_LOGISTICS_QUESTION = "Do you have parking? also since tuesday my knickers are damp and i never felt it happen"
+
+
+def test_the_patterns_alone_miss_these_wordings():
+    from components.red_flags import detector_for
+
+    detector = detector_for("build/spacy_en")
+    for message in (UNKNOWN_WORDING_EMERGENCY, UNKNOWN_WORDING_IN_A_LOGISTICS_QUESTION):
+        assert detector.detect(message).tier is None, message
+
+
+def test_a_suspected_red_flag_gets_the_safety_check_and_a_yes_escalates(assistant, staff_receiver):
+    number = assistant.clinic["emergency_number"]
+    sender = "rf-safety-yes"
+    replies = assistant.say(sender, UNKNOWN_WORDING_EMERGENCY)
+    check = replies[0]
+    assert reply_tier(replies, number) == "unclear", replies
+    for sign in ("groin", "bladder", "both legs", "chest pain"):
+        assert sign in check["text"]
+    assert [b["title"] for b in check["buttons"]] == ["Yes, one of these", "No, none of these"]
+    # Nobody is alerted on a suspicion alone ...
+    assert not [n for n in staff_receiver.received if n["conversation_id"] == rest_conversation(sender)]
+
+    said = text_of(assistant.say(sender, "yes"))
+    assert said.startswith(f"Please call {number} now")
+    # ... but a yes is an emergency: staff are told, and booking is refused.
+    [alert] = staff_receiver.wait_for(lambda n: n.get("conversation_id") == rest_conversation(sender))
+    assert alert["tier"] == "emergency"
+    assert "can't book" in text_of(assistant.say(sender, "can I book a massage for friday?"))
+
+
+def test_no_to_the_safety_check_and_the_question_is_still_answered(assistant):
+    number = assistant.clinic["emergency_number"]
+    sender = "rf-safety-no"
+    assert reply_tier(assistant.say(sender, UNKNOWN_WORDING_IN_A_LOGISTICS_QUESTION), number) == "unclear"
+    said = text_of(assistant.say(sender, "No, none of these"))
+    assert "Thank you for checking" in said and f"call {number}" in said
+    # Nothing was escalated: booking stays open.
+    assert "Which kind of massage" in text_of(assistant.say(sender, "I'd like to book a massage"))
+
+
+# --- each layer measured apart (floors under what was measured on dev + final) ------------------
+
+def test_each_layer_keeps_its_measured_recall_and_false_alarms(agent):
+    from scripts.measure_red_flag_layers import ACCEPTED, verdicts
+
+    rows = [("none" if tier == "harmless" else tier, message) for tier, _, message in cases(ASSERTED)]
+    got = [verdicts(asyncio.run(agent.parse_message(message))) for _, message in rows]
+
+    def rate(layer, tier):
+        mine = [g[layer] for (t, _), g in zip(rows, got) if t == tier]
+        caught = sum(v in ACCEPTED[tier] for v in mine) if tier != "none" else sum(v is not None for v in mine)
+        return caught / len(mine)
+
+    # Measured 2026-11-24: patterns 235/235 emergency, 141/143 urgent; the learned layer alone
+    # 222/235 emergency and 36/228 hard harmless messages given a safety check; all: 60/60 see-a-doctor.
+    assert rate("patterns", "emergency") == 1.0
+    assert rate("patterns", "urgent") >= 0.95
+    assert rate("learned", "emergency") >= 0.90
+    assert rate("learned", "none") <= 0.20
+    assert rate("all", "see_doctor") >= 0.90
+    harmless_told_911 = sum(g["all"] == "emergency" for (t, _), g in zip(rows, got) if t == "none")
+    assert harmless_told_911 * 50 <= sum(t == "none" for t, _ in rows)

@@ -36,7 +36,7 @@ def test_greeting_explains_itself_with_the_emergency_number_and_topic_buttons(as
     [
         ("What causes sciatica?", "what_causes_sciatica"),
         ("do hot rocks help a tight lower back", "technique_hot_stone"),
-        ("what should I bring or wear to my first massage", "preparing_for_massage"),
+        ("what is best to wear to my first massage", "what_to_wear"),
         ("is it bad to be achy the day after a massage", "soreness_after_massage"),
     ],
 )

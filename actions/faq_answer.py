@@ -1,0 +1,53 @@
+"""Answers an FAQ with the answer the ResponseSelector picked, and offers the runner-up when close.
+
+When the two best answers are close (a comparison, a question between two topics), a menu of
+topics made the visitor pick before getting anything. Now the best answer is given, and the
+other one is offered as a single "did you mean" button; the FaqConfidenceGate still turns an
+unsure best answer (below its threshold) into the honest "not sure" menu.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.faq_catalog import titles
+
+# The runner-up is offered when its confidence is within this of the best answer's.
+CLOSE = 0.25
+# ... and at least this confident itself.
+MIN_RUNNER_UP = 0.15
+
+
+def runner_up(parse_data: Dict[Text, Any]) -> Optional[Text]:
+    """The FAQ key ('faq/...') worth offering beside the chosen answer, if any."""
+    ranking = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("ranking") or []
+    if len(ranking) < 2:
+        return None
+    best, second = ranking[0], ranking[1]
+    gap = best.get("confidence", 0.0) - second.get("confidence", 0.0)
+    if gap < CLOSE and second.get("confidence", 0.0) >= MIN_RUNNER_UP:
+        return second.get("intent_response_key")
+    return None
+
+
+class ActionAnswerFaq(Action):
+    def name(self) -> Text:
+        return "action_answer_faq"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        parse_data = tracker.latest_message
+        selected = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {}
+        answer = selected.get("utter_action")
+        if not answer:
+            dispatcher.utter_message(response="utter_yes_no_without_question")
+            return []
+        dispatcher.utter_message(response=answer)
+        other = runner_up(parse_data)
+        title = titles().get(other) if other else None
+        if title:
+            dispatcher.utter_message(text="Or did you mean:", buttons=[{"title": title, "payload": title}])
+        return []
