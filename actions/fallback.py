@@ -56,6 +56,24 @@ def closest_topics(parse_data: Dict[Text, Any], catalog: Dict[Text, Text]) -> Li
     return unique[:MAX_SUGGESTIONS]
 
 
+class ActionOutOfScope(Action):
+    """Off-topic: says so honestly; the second message in a row it can't help with goes to a person,
+    as after two "not sure" menus (gibberish is as often taken for off-topic as for unclear)."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        if misunderstood_in_a_row(tracker) >= 2:
+            await hand_over(dispatcher, tracker, settings(), "not_understood_twice",
+                            "Sorry, I'm still not getting it. A person will understand better.")
+        else:
+            dispatcher.utter_message(response="utter_out_of_scope")
+        return []
+
+
 class ActionFallbackWithTopics(Action):
     def name(self) -> Text:
         return "action_fallback_with_topics"
