@@ -37,7 +37,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from components.sentence_embeddings import encoder
-from components.sentence_featurizer import sentence_embedding
+from components.sentence_featurizer import EMBEDDING_MODEL, sentence_embedding
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,6 @@ class RedFlagClassifier(GraphComponent):
     def get_default_config() -> Dict[Text, Any]:
         return {
             "corpus": str(CORPUS_DIR),
-            "model": "all-MiniLM-L6-v2",
             # Inverse regularisation strength of the logistic regression.
             "C": 4.0,
             # Weight of the embedding beside the tf-idf n-grams (both unit length).
@@ -89,7 +88,7 @@ class RedFlagClassifier(GraphComponent):
         self.config = config
         self._model_storage = model_storage
         self._resource = resource
-        self.classifier = classifier  # {"words", "chars", "model"} once trained
+        self.classifier = classifier  # {"words", "chars", "model", "embedding_model"} once trained
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -110,7 +109,12 @@ class RedFlagClassifier(GraphComponent):
     # --- training -------------------------------------------------------------------------
     def train(self, training_data: TrainingData) -> Resource:
         texts, labels = self.training_set(training_data, Path(self.config["corpus"]))
-        vectors = encoder(self.config["model"]).encode(texts)
+        # The featurizer's model, so the vectors it adds to live messages are the ones trained on.
+        models = {m.get(EMBEDDING_MODEL) for m in training_data.intent_examples} - {None}
+        if len(models) != 1:
+            raise ValueError("RedFlagClassifier needs one SentenceEmbeddingFeaturizer before it in the pipeline")
+        embedding_model = models.pop()
+        vectors = encoder(embedding_model).encode(texts)
         words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                                 token_pattern=r"(?u)\b\w[\w']*\b")
         chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
@@ -118,7 +122,7 @@ class RedFlagClassifier(GraphComponent):
         model = LogisticRegression(C=self.config["C"], class_weight="balanced", max_iter=3000,
                                    random_state=self.config["random_seed"])
         model.fit(features, labels)
-        self.classifier = {"words": words, "chars": chars, "model": model}
+        self.classifier = {"words": words, "chars": chars, "model": model, "embedding_model": embedding_model}
         with self._model_storage.write_to(self._resource) as folder:
             (Path(folder) / "classifier.pkl").write_bytes(pickle.dumps(self.classifier))
         logger.info("Red-flag classifier trained on %d phrasings", len(texts))
@@ -160,7 +164,8 @@ class RedFlagClassifier(GraphComponent):
         vectors = []
         for message in todo:
             vector = sentence_embedding(message)
-            vectors.append(vector if vector is not None else encoder(self.config["model"]).encode([message.get(TEXT)])[0])
+            vectors.append(vector if vector is not None
+                           else encoder(self.classifier["embedding_model"]).encode([message.get(TEXT)])[0])
         for message, probabilities in zip(todo, self.probabilities([m.get(TEXT) for m in todo], np.vstack(vectors))):
             flagged = {t: p for t, p in probabilities.items() if t != HARMLESS}
             tier = max(flagged, key=flagged.get)

@@ -26,6 +26,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.sentence_embeddings import encoder
 
+# The MODELS name that made a message's embedding: the red-flag layer trains on the same model.
+EMBEDDING_MODEL = "sentence_embedding_model"
 
 
 def sentence_embedding(message: Message) -> Optional[np.ndarray]:
@@ -85,3 +87,4 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         for message, vector in zip(messages, vectors):
             self.add_features_to_message(
                 sequence=None, sentence=(vector * self.scale)[np.newaxis, :], attribute=TEXT, message=message)
+            message.set(EMBEDDING_MODEL, self.encoder.name)

