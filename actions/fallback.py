@@ -56,6 +56,15 @@ def closest_topics(parse_data: Dict[Text, Any], catalog: Dict[Text, Text]) -> Li
     return unique[:MAX_SUGGESTIONS]
 
 
+async def handed_over_after_second_miss(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """The second message in a row the assistant can't help with goes to a person (True if it did)."""
+    if misunderstood_in_a_row(tracker) < 2:
+        return False
+    await hand_over(dispatcher, tracker, settings(), "not_understood_twice",
+                    "Sorry, I'm still not getting it. A person will understand better.")
+    return True
+
+
 class ActionOutOfScope(Action):
     """Off-topic: says so honestly; the second message in a row it can't help with goes to a person,
     as after two "not sure" menus (gibberish is as often taken for off-topic as for unclear)."""
@@ -66,10 +75,7 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        if misunderstood_in_a_row(tracker) >= 2:
-            await hand_over(dispatcher, tracker, settings(), "not_understood_twice",
-                            "Sorry, I'm still not getting it. A person will understand better.")
-        else:
+        if not await handed_over_after_second_miss(dispatcher, tracker):
             dispatcher.utter_message(response="utter_out_of_scope")
         return []
 
@@ -81,9 +87,7 @@ class ActionFallbackWithTopics(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        if misunderstood_in_a_row(tracker) >= 2:
-            await hand_over(dispatcher, tracker, settings(), "not_understood_twice",
-                            "Sorry, I'm still not getting it. A person will understand better.")
+        if await handed_over_after_second_miss(dispatcher, tracker):
             return []
         catalog = titles()
         suggestions = closest_topics(tracker.latest_message, catalog)

@@ -2,8 +2,9 @@
 
 When the two best answers are close (a comparison, a question between two topics), a menu of
 topics made the visitor pick before getting anything. Now the best answer is given, and the
-other one is offered as a single "did you mean" button; the FaqConfidenceGate still turns an
-unsure best answer (below its threshold) into the honest "not sure" menu.
+other one is offered as a single "did you mean" button. When the FaqConfidenceGate marked the
+answer tentative (a confidence just under its threshold), the next two answers are offered after
+it. The gate still turns a truly unsure best answer into the honest "not sure" menu.
 """
 from __future__ import annotations
 
@@ -18,11 +19,18 @@ from actions.faq_catalog import titles
 CLOSE = 0.25
 # ... and at least this confident itself.
 MIN_RUNNER_UP = 0.15
+# After a tentative answer, up to this many others are offered (if not next to nothing).
+TENTATIVE_ALTERNATIVES = 2
+MIN_ALTERNATIVE = 0.05
+
+
+def ranking_of(parse_data: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    return ((parse_data.get("response_selector") or {}).get("faq") or {}).get("ranking") or []
 
 
 def runner_up(parse_data: Dict[Text, Any]) -> Optional[Text]:
     """The FAQ key ('faq/...') worth offering beside the chosen answer, if any."""
-    ranking = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("ranking") or []
+    ranking = ranking_of(parse_data)
     if len(ranking) < 2:
         return None
     best, second = ranking[0], ranking[1]
@@ -30,6 +38,16 @@ def runner_up(parse_data: Dict[Text, Any]) -> Optional[Text]:
     if gap < CLOSE and second.get("confidence", 0.0) >= MIN_RUNNER_UP:
         return second.get("intent_response_key")
     return None
+
+
+def alternatives(parse_data: Dict[Text, Any]) -> List[Text]:
+    """The FAQ keys to offer after the chosen answer: the next two after a tentative answer,
+    else the runner-up when it is close."""
+    if parse_data.get("faq_certainty") == "tentative":
+        return [r.get("intent_response_key") for r in ranking_of(parse_data)[1:1 + TENTATIVE_ALTERNATIVES]
+                if r.get("confidence", 0.0) >= MIN_ALTERNATIVE]
+    other = runner_up(parse_data)
+    return [other] if other else []
 
 
 class ActionAnswerFaq(Action):
@@ -46,8 +64,8 @@ class ActionAnswerFaq(Action):
             dispatcher.utter_message(response="utter_yes_no_without_question")
             return []
         dispatcher.utter_message(response=answer)
-        other = runner_up(parse_data)
-        title = titles().get(other) if other else None
-        if title:
-            dispatcher.utter_message(text="Or did you mean:", buttons=[{"title": title, "payload": title}])
+        catalog = titles()
+        offered = [catalog[key] for key in alternatives(parse_data) if key in catalog]
+        if offered:
+            dispatcher.utter_message(text="Or did you mean:", buttons=[{"title": t, "payload": t} for t in offered])
         return []

@@ -1,4 +1,5 @@
 """The gate turns unsure FAQ answers into nlu_fallback and leaves sure ones alone."""
+import numpy as np
 from rasa.shared.nlu.training_data.message import Message
 
 from components.faq_confidence_gate import FaqConfidenceGate
@@ -38,6 +39,66 @@ def test_low_confidence_answer_falls_back_and_keeps_the_ranking():
 def test_two_answers_too_close_to_call_fall_back():
     m = processed("faq", [("faq/stretches", 0.52), ("faq/exercises", 0.46)])
     assert m.get("intent")["name"] == "nlu_fallback"
+
+
+TENTATIVE_GATE = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5,
+                                     "tentative_threshold": 0.4, "ambiguity_threshold": 0.0})
+
+
+def test_an_answer_just_under_the_threshold_is_given_as_tentative():
+    [m] = TENTATIVE_GATE.process([message("faq", [("faq/what_to_wear", 0.45), ("faq/preparing_for_massage", 0.3)])])
+    assert m.get("intent")["name"] == "faq"
+    assert m.get("faq_certainty") == "tentative"
+    assert "faq_certainty" in m.as_dict(only_output_properties=True)  # reaches the action server
+
+
+def test_sure_and_too_unsure_answers_are_told_apart_from_tentative_ones():
+    sure, unsure = TENTATIVE_GATE.process([message("faq", [("faq/what_to_wear", 0.8)]),
+                                           message("faq", [("faq/what_to_wear", 0.35)])])
+    assert sure.get("faq_certainty") == "sure"
+    assert unsure.get("intent")["name"] == "nlu_fallback" and unsure.get("faq_certainty") is None
+
+
+def test_without_a_tentative_threshold_nothing_is_tentative():
+    m = processed("faq", [("faq/what_to_wear", 0.45), ("faq/preparing_for_massage", 0.1)])
+    assert m.get("intent")["name"] == "nlu_fallback"
+
+
+# --- how close the message is to the FAQ examples ------------------------------------------------
+
+def embedded(intent, ranking, vector):
+    from rasa.shared.nlu.training_data.features import Features
+
+    m = message(intent, ranking)
+    m.add_features(Features(np.asarray([vector], dtype=float), "sentence", "text", "SentenceEmbeddingFeaturizer"))
+    return m
+
+
+# Two FAQ examples' embeddings (unit length) in a 3-dimensional stand-in for the real space.
+EXAMPLES = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+SIMILAR_GATE = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5,
+                                   "tentative_threshold": 0.3, "tentative_similarity": 0.6,
+                                   "off_topic_similarity": 0.45, "ambiguity_threshold": 0.0}, examples=EXAMPLES)
+
+
+def test_a_confident_faq_far_from_every_example_is_off_topic():
+    # "difference between a Roth IRA and a traditional IRA?" was an FAQ at 0.87 confidence.
+    [m] = SIMILAR_GATE.process([embedded("faq", [("faq/is_it_sciatica", 0.87)], [0.3, 0.3, 0.9])])
+    assert m.get("intent")["name"] == "out_of_scope"
+    assert m.get("faq_similarity") < 0.45
+
+
+def test_a_tentative_answer_needs_a_message_close_to_some_example():
+    close, middling = SIMILAR_GATE.process([
+        embedded("faq", [("faq/stretches", 0.35), ("faq/exercises", 0.2)], [0.8, 0.1, 0.3]),
+        embedded("faq", [("faq/stretches", 0.35), ("faq/exercises", 0.2)], [0.5, 0.2, 0.8])])
+    assert close.get("intent")["name"] == "faq" and close.get("faq_certainty") == "tentative"
+    assert middling.get("intent")["name"] == "nlu_fallback"
+
+
+def test_a_sure_answer_close_to_an_example_is_given():
+    [m] = SIMILAR_GATE.process([embedded("faq", [("faq/stretches", 0.9)], [0.1, 0.95, 0.1])])
+    assert m.get("intent")["name"] == "faq" and m.get("faq_certainty") == "sure"
 
 
 def test_other_intents_are_untouched():

@@ -98,3 +98,17 @@ def test_a_clear_answer_comes_alone():
                {"intent_response_key": "faq/technique_trigger_point", "confidence": 0.05}]
     messages, _ = run_action(ActionAnswerFaq(), faq_tracker(ranking))
     assert [m.get("response") for m in messages] == ["utter_faq/technique_deep_tissue"]
+
+
+def test_a_tentative_answer_comes_with_the_next_two_as_buttons():
+    ranking = [{"intent_response_key": "faq/what_to_wear", "confidence": 0.44},
+               {"intent_response_key": "faq/preparing_for_massage", "confidence": 0.21},
+               {"intent_response_key": "faq/aftercare", "confidence": 0.12},
+               {"intent_response_key": "faq/walking", "confidence": 0.01}]
+    tracker = faq_tracker(ranking)
+    tracker.latest_message["faq_certainty"] = "tentative"
+    messages, _ = run_action(ActionAnswerFaq(), tracker)
+    assert messages[0]["response"] == "utter_faq/what_to_wear"
+    catalog = titles()
+    assert messages[1]["buttons"] == [{"title": catalog[k], "payload": catalog[k]}
+                                      for k in ("faq/preparing_for_massage", "faq/aftercare")]
