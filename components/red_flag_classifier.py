@@ -89,6 +89,7 @@ class RedFlagClassifier(GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self.classifier = classifier  # {"words", "chars", "model", "embedding_model"} once trained
+        self._weights = None  # the model's weights split by feature block, on first use
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -123,6 +124,7 @@ class RedFlagClassifier(GraphComponent):
                                    random_state=self.config["random_seed"])
         model.fit(features, labels)
         self.classifier = {"words": words, "chars": chars, "model": model, "embedding_model": embedding_model}
+        self._weights = None
         with self._model_storage.write_to(self._resource) as folder:
             (Path(folder) / "classifier.pkl").write_bytes(pickle.dumps(self.classifier))
         logger.info("Red-flag classifier trained on %d phrasings", len(texts))
@@ -151,9 +153,24 @@ class RedFlagClassifier(GraphComponent):
     # --- inference ------------------------------------------------------------------------
     def probabilities(self, texts: List[str], vectors: np.ndarray) -> List[Dict[str, float]]:
         c = self.classifier
-        features = self._stack(c["words"].transform(texts), c["chars"].transform(texts), vectors)
-        rows = c["model"].predict_proba(features)
+        words, chars = c["words"].transform(texts), c["chars"].transform(texts)
+        if self._weights is None:
+            self._weights = self._split_weights(words.shape[1], chars.shape[1])
+        w_words, w_chars, w_vectors, bias = self._weights
+        # The model's own softmax, one block of features at a time: stacking the three blocks into
+        # one sparse matrix for predict_proba cost 0.35 ms of the 0.4 ms this takes per message.
+        scores = np.asarray(words @ w_words + chars @ w_chars) + (vectors * self.config["embedding_weight"]) @ w_vectors + bias
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        rows = scores / scores.sum(axis=1, keepdims=True)
         return [dict(zip(c["model"].classes_, map(float, row))) for row in rows]
+
+    def _split_weights(self, n_words: int, n_chars: int):
+        model = self.classifier["model"]
+        if model.coef_.shape[0] != len(model.classes_):
+            raise ValueError("RedFlagClassifier expects a multinomial model (one row of weights per tier)")
+        coef = model.coef_.T
+        return (coef[:n_words].copy(), coef[n_words:n_words + n_chars].copy(),
+                coef[n_words + n_chars:].copy(), model.intercept_)
 
     def process(self, messages: List[Message]) -> List[Message]:
         if self.classifier is None:
