@@ -783,8 +783,10 @@ class RedFlagDetector:
             if isinstance(condition, dict):  # {near: [a, b], within: N}: a and b close together
                 first, second = condition["near"]
                 within = int(condition.get("within", 4))
+                # ... and in one sentence: "...down my right leg. Each time it settles" is not "each leg".
                 return any(
-                    abs(s1 - s2) <= within or abs(e1 - s2) <= within or abs(e2 - s1) <= within
+                    (abs(s1 - s2) <= within or abs(e1 - s2) <= within or abs(e2 - s1) <= within)
+                    and m.sentence_of[s1] == m.sentence_of[s2]
                     for s1, e1 in live(first, past_ok, allowed)
                     for s2, e2 in live(second, past_ok, allowed)
                 )

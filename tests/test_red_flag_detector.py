@@ -63,9 +63,24 @@ def test_questions_about_red_flags_are_information(detector, text):
     "total couch potato this week, my bum is numb from sitting on the sofa lol",  # sitting still
     "I nearly wet myself laughing at the comedy show",      # "nearly", and laughing
     "I have a weak bladder, can we take a break mid session?",  # an idiom, not a new control problem
+    "on my feet all day, then I get home and crash on the couch. my lower back is killing me",  # sleep
+    "I'm 28 weeks pregnant and have a sharp pain in my left buttock, why does pregnancy cause it?",
+    "my sciatica flares up twice a year and settles, can I see a chiropractor and you too?",
+    "can massage bring down swelling round the nerve, and does it do anything for circulation?",
+    # "each" in the next sentence is not "each leg"
+    "my sciatica goes down my right leg. Each time it settles after several days.",
 ])
 def test_idioms_and_everyday_causes_do_not_escalate(detector, text):
     assert tier(detector, text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "I had a car crash yesterday and my back hurts",
+    "tingling and pain in each leg since this morning",
+    "I'm 28 weeks pregnant and my groin has gone numb",
+])
+def test_the_same_words_in_a_report_still_escalate(detector, text):
+    assert tier(detector, text) == "emergency"
 
 
 @pytest.mark.parametrize("text", [
