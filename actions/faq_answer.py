@@ -5,6 +5,10 @@ topics made the visitor pick before getting anything. Now the best answer is giv
 other one is offered as a single "did you mean" button. When the FaqConfidenceGate marked the
 answer tentative (a confidence just under its threshold), the next two answers are offered after
 it. The gate still turns a truly unsure best answer into the honest "not sure" menu.
+
+When the gate read a longer message question by question (`faq_answers`), those answers are given
+instead: the one the question at the end of a story asked for, or both answers of a two-part
+question, and nothing already answered is offered again.
 """
 from __future__ import annotations
 
@@ -40,14 +44,26 @@ def runner_up(parse_data: Dict[Text, Any]) -> Optional[Text]:
     return None
 
 
+def answers(parse_data: Dict[Text, Any]) -> List[Text]:
+    """The FAQ keys to answer, in order: the gate's reading question by question, else the
+    ResponseSelector's choice ([] when there is none)."""
+    chosen = (((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {})
+    key = chosen.get("intent_response_key") or (chosen.get("utter_action") or "").replace("utter_", "", 1)
+    return list(parse_data.get("faq_answers") or ([key] if key else []))
+
+
 def alternatives(parse_data: Dict[Text, Any]) -> List[Text]:
-    """The FAQ keys to offer after the chosen answer: the next two after a tentative answer,
-    else the runner-up when it is close."""
+    """The FAQ keys to offer after the answer: none after two answers, the next two after a
+    tentative answer, else the runner-up when it is close; never one already answered."""
+    given = answers(parse_data)
+    if len(given) > 1:
+        return []
     if parse_data.get("faq_certainty") == "tentative":
-        return [r.get("intent_response_key") for r in ranking_of(parse_data)[1:1 + TENTATIVE_ALTERNATIVES]
-                if r.get("confidence", 0.0) >= MIN_ALTERNATIVE]
+        ranked = [r.get("intent_response_key") for r in ranking_of(parse_data)
+                  if r.get("confidence", 0.0) >= MIN_ALTERNATIVE and r.get("intent_response_key") not in given]
+        return ranked[:TENTATIVE_ALTERNATIVES]
     other = runner_up(parse_data)
-    return [other] if other else []
+    return [other] if other and other not in given else []
 
 
 class ActionAnswerFaq(Action):
@@ -58,12 +74,12 @@ class ActionAnswerFaq(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         parse_data = tracker.latest_message
-        selected = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {}
-        answer = selected.get("utter_action")
-        if not answer:
+        keys = answers(parse_data)
+        if not keys:
             dispatcher.utter_message(response="utter_yes_no_without_question")
             return []
-        dispatcher.utter_message(response=answer)
+        for key in keys:
+            dispatcher.utter_message(response=f"utter_{key}")
         catalog = titles()
         offered = [catalog[key] for key in alternatives(parse_data) if key in catalog]
         if offered:

@@ -17,6 +17,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clinic_settings import ClinicSettings, settings
+from actions.faq_answer import answers as faq_answers
 from actions.outbox import Outbox
 from actions.staff_notifications import notify_staff
 
@@ -68,15 +69,24 @@ def advice(tier: str, clinic: ClinicSettings) -> Text:
     )
 
 
-def confident_faq_answer(parse_data: Dict[Text, Any], min_confidence: float = 0.6) -> Optional[Text]:
-    """The FAQ response the message would have had without the red-flag mark, if confident."""
+def faq_answers_beside_the_flag(parse_data: Dict[Text, Any], min_confidence: float = 0.6) -> List[Text]:
+    """The FAQ responses the message would have had without the red-flag mark: those the FAQ gate
+    let through (it judged the message as an FAQ before the mark), else the selector's choice if
+    confident."""
+    if parse_data.get("faq_certainty") in ("sure", "tentative"):
+        return [f"utter_{key}" for key in faq_answers(parse_data)]
     ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != "report_red_flag"]
     if not ranking or ranking[0].get("name") != "faq" or ranking[0].get("confidence", 0) < 0.5:
-        return None
+        return []
     selected = ((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {}
-    if selected.get("confidence", 0) < min_confidence:
-        return None
-    return selected.get("utter_action")
+    if selected.get("confidence", 0) < min_confidence or not selected.get("utter_action"):
+        return []
+    return [selected["utter_action"]]
+
+
+def confident_faq_answer(parse_data: Dict[Text, Any]) -> Optional[Text]:
+    """The first of those answers, if any."""
+    return next(iter(faq_answers_beside_the_flag(parse_data)), None)
 
 
 def escalation_notice(tier: str, clinic: ClinicSettings) -> Text:
@@ -133,9 +143,8 @@ class ActionEscalateRedFlag(Action):
         tier = tier or "unclear"
 
         if tier == "see_doctor":
-            answer = confident_faq_answer(tracker.latest_message)
-            if answer:
-                # The visitor also asked something we can answer: answer it, then the note.
+            # The visitor also asked something we can answer: answer it, then the note.
+            for answer in faq_answers_beside_the_flag(tracker.latest_message):
                 dispatcher.utter_message(response=answer)
         events = await escalate(dispatcher, tracker, tier, clinic)
         if tier == "unclear":

@@ -20,14 +20,27 @@ confidences can't tell an off-topic message from an unusual question. The
 sentence embedding can: the gate keeps the embedding of every FAQ training
 example, and a message classified as an FAQ that is far from all of them
 (`off_topic_similarity`) becomes `out_of_scope`; a tentative answer also needs
-to be close to some example (`tentative_similarity`). Measured on the held-out
-questions and the off-topic set (config.yml has the figures).
+to be close to some example (`tentative_similarity`).
+
+Two classifiers agreeing is evidence neither confidence shows: when the ResponseSelector's
+best answer is too unsure to give but the closest FAQ training example belongs to that same
+answer, and is close (`agreement_similarity`), the answer is given as tentative instead of a
+menu.
+
+A message of several sentences is read question by question too (components/question_parts.py):
+each question is matched to its closest FAQ example. A message that would get the menu is answered
+by its best-matched question when that is close (`part_similarity`): the question at the end of a
+story. A second question closest to another answer (`second_answer_similarity`, and closer to it
+than to the first answer) adds that answer: "what should I wear, and can I eat before?". The answers
+go to the action server as `faq_answers`. Measured on the held-out questions, the off-topic set and
+a development set of long and two-part messages (config.yml has the figures).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -35,11 +48,13 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.sentence_featurizer import sentence_embedding
+from components.question_parts import questions
+from components.sentence_embeddings import encoder
+from components.sentence_featurizer import EMBEDDING_MODEL, sentence_embedding
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +63,9 @@ CERTAINTY = "faq_certainty"  # in the parse data: "sure" or "tentative" (FAQ ans
 SIMILARITY = "faq_similarity"  # in the parse data: cosine to the closest FAQ training example
 OFF_TOPIC = "out_of_scope"
 EXAMPLES_FILE = "faq_examples.npy"
+EXAMPLE_KEYS_FILE = "faq_example_keys.json"  # the answer ("faq/...") of each stored example, in order
+ANSWERS = "faq_answers"  # in the parse data: the answers to give when not only the selector's choice
+MAX_ANSWERS = 2  # a third topic makes a wall of text; the visitor can ask again
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -66,12 +84,21 @@ class FaqConfidenceGate(GraphComponent):
             # (None: never); a tentative answer needs at least `tentative_similarity`.
             "off_topic_similarity": None,
             "tentative_similarity": 0.0,
+            # An unsure best answer whose own training example is the closest one, at least this
+            # similar, is given as tentative (None: never).
+            "agreement_similarity": None,
+            # In a message of several sentences: the best-matched question answers a message that would
+            # get the menu from this similarity up, and another question closest to another answer adds
+            # it from `second_answer_similarity` up (None: messages are read whole only).
+            "part_similarity": None,
+            "second_answer_similarity": None,
             # Retrieval intents whose answers are checked.
             "retrieval_intents": ["faq"],
         }
 
     def __init__(self, config: Dict[Text, Any], model_storage: Optional[ModelStorage] = None,
-                 resource: Optional[Resource] = None, examples: Optional[np.ndarray] = None) -> None:
+                 resource: Optional[Resource] = None, examples: Optional[np.ndarray] = None,
+                 example_keys: Optional[List[Text]] = None) -> None:
         self.threshold = float(config["threshold"])
         tentative = config.get("tentative_threshold")
         self.tentative_threshold = self.threshold if tentative is None else min(float(tentative), self.threshold)
@@ -79,10 +106,15 @@ class FaqConfidenceGate(GraphComponent):
         off_topic = config.get("off_topic_similarity")
         self.off_topic_similarity = None if off_topic is None else float(off_topic)
         self.tentative_similarity = float(config.get("tentative_similarity") or 0.0)
+        agreement = config.get("agreement_similarity")
+        self.agreement_similarity = None if agreement is None else float(agreement)
+        self.part_similarity = _optional_float(config.get("part_similarity"))
+        self.second_answer_similarity = _optional_float(config.get("second_answer_similarity"))
         self.retrieval_intents = set(config["retrieval_intents"])
         self._model_storage = model_storage
         self._resource = resource
         self.examples = examples  # unit-length embeddings of the FAQ training examples, once trained
+        self.example_keys = example_keys  # and the answer each belongs to
 
     @classmethod
     def create(
@@ -100,18 +132,22 @@ class FaqConfidenceGate(GraphComponent):
         try:
             with model_storage.read_from(resource) as folder:
                 examples = np.load(Path(folder) / EXAMPLES_FILE)
+                keys_file = Path(folder) / EXAMPLE_KEYS_FILE
+                keys = json.loads(keys_file.read_text()) if keys_file.exists() else None
         except (ValueError, FileNotFoundError):
-            examples = None
-        return cls(config, model_storage, resource, examples)
+            examples, keys = None, None
+        return cls(config, model_storage, resource, examples, keys)
 
     def train(self, training_data: TrainingData) -> Resource:
-        vectors = [sentence_embedding(m) for m in training_data.intent_examples
-                   if m.get(INTENT) in self.retrieval_intents]
-        vectors = [v for v in vectors if v is not None]
-        if vectors:
-            self.examples = np.vstack(vectors).astype(np.float32)
+        embedded = [(sentence_embedding(m), m.get_full_intent()) for m in training_data.intent_examples
+                    if m.get(INTENT) in self.retrieval_intents]
+        embedded = [(v, key) for v, key in embedded if v is not None]
+        if embedded:
+            self.examples = np.vstack([v for v, _ in embedded]).astype(np.float32)
+            self.example_keys = [key for _, key in embedded]
             with self._model_storage.write_to(self._resource) as folder:
                 np.save(Path(folder) / EXAMPLES_FILE, self.examples)
+                (Path(folder) / EXAMPLE_KEYS_FILE).write_text(json.dumps(self.example_keys))
         elif self.off_topic_similarity is not None:
             logger.warning("FaqConfidenceGate: no sentence embeddings in the training data, "
                            "so off-topic messages are judged by confidence alone.")
@@ -122,7 +158,7 @@ class FaqConfidenceGate(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            similarity = self.similarity(message)
+            similarity, nearest_key = self.nearest(message)
             if similarity is not None:
                 message.set(SIMILARITY, round(similarity, 4), add_to_output=True)
             intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
@@ -130,12 +166,64 @@ class FaqConfidenceGate(GraphComponent):
                     and self.off_topic_similarity is not None and similarity < self.off_topic_similarity):
                 self._replace_intent(message, OFF_TOPIC)
                 continue
-            certainty = self.certainty(message, similarity=similarity)
+            certainty = self.certainty(message, similarity=similarity, nearest_key=nearest_key)
+            if certainty:
+                certainty = self._read_question_by_question(message, certainty)
             if certainty == "unsure":
                 self._replace_intent(message, DEFAULT_NLU_FALLBACK_INTENT_NAME)
             elif certainty:
                 message.set(CERTAINTY, certainty, add_to_output=True)
         return messages
+
+    def _read_question_by_question(self, message: Message, certainty: Text) -> Text:
+        """Sets `faq_answers` when the message's questions, read one by one, call for other answers
+        than the selector's choice; returns the certainty of what will be answered."""
+        if self.part_similarity is None and self.second_answer_similarity is None:
+            return certainty
+        asked = self._questions_by_topic(message)
+        if not asked:
+            return certainty
+        chosen = self._chosen_key(message)
+        answers = [chosen] if certainty != "unsure" and chosen else []
+        if not answers:
+            best = max(asked, key=lambda question: question[1])
+            if self.part_similarity is None or best[1] < self.part_similarity:
+                return certainty
+            answers, certainty = [best[0]], "tentative"
+        if self.second_answer_similarity is not None:
+            for key, similarity, by_key in asked:
+                if (len(answers) < MAX_ANSWERS and key not in answers and similarity >= self.second_answer_similarity
+                        and all(by_key.get(answered, -1.0) < similarity for answered in answers)):
+                    answers.append(key)
+        if answers != [chosen]:
+            message.set(ANSWERS, answers, add_to_output=True)
+        return certainty
+
+    def _questions_by_topic(self, message: Message) -> List[Tuple[Text, float, Dict[Text, float]]]:
+        """For each question of a message of several parts: its closest answer, that similarity, and its
+        similarity to every answer (by each answer's closest example)."""
+        model = message.get(EMBEDDING_MODEL)
+        if self.examples is None or not self.example_keys or not model:
+            return []
+        asked = questions(message.get(TEXT) or "")
+        if not asked:
+            return []
+        similarities = encoder(model).encode(asked) @ self.examples.T
+        found = []
+        for row in similarities:
+            by_key: Dict[Text, float] = {}
+            for key, similarity in zip(self.example_keys, row):
+                if similarity > by_key.get(key, -1.0):
+                    by_key[key] = float(similarity)
+            best = max(by_key, key=by_key.get)
+            found.append((best, by_key[best], by_key))
+        return found
+
+    @staticmethod
+    def _chosen_key(message: Message) -> Optional[Text]:
+        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        ranking = ((message.get(RESPONSE_SELECTOR) or {}).get(intent) or {}).get("ranking") or []
+        return ranking[0].get("intent_response_key") if ranking else None
 
     def _replace_intent(self, message: Message, name: Text) -> None:
         replaced = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: self.threshold}
@@ -143,14 +231,18 @@ class FaqConfidenceGate(GraphComponent):
         message.data.setdefault(INTENT_RANKING_KEY, [])
         message.data[INTENT_RANKING_KEY].insert(0, dict(replaced))
 
-    def similarity(self, message: Message) -> Optional[float]:
-        """Cosine between the message and its closest FAQ training example (None if unknown)."""
+    def nearest(self, message: Message) -> Tuple[Optional[float], Optional[Text]]:
+        """Cosine between the message and its closest FAQ training example, and that example's
+        answer key (None, None if unknown; the key is None for models trained without keys)."""
         if self.examples is None:
-            return None
+            return None, None
         vector = sentence_embedding(message)
         if vector is None:
-            return None
-        return float(np.max(self.examples @ vector.astype(np.float32)))
+            return None, None
+        similarities = self.examples @ vector.astype(np.float32)
+        closest = int(np.argmax(similarities))
+        key = self.example_keys[closest] if self.example_keys else None
+        return float(similarities[closest]), key
 
     def answer_is_unsure(self, message: Message, intent: Optional[Text] = None) -> bool:
         """True when `intent` (by default the message's) is an FAQ whose chosen answer is too
@@ -158,7 +250,7 @@ class FaqConfidenceGate(GraphComponent):
         return self.certainty(message, intent) == "unsure"
 
     def certainty(self, message: Message, intent: Optional[Text] = None,
-                  similarity: Optional[float] = None) -> Optional[Text]:
+                  similarity: Optional[float] = None, nearest_key: Optional[Text] = None) -> Optional[Text]:
         """"sure", "tentative" or "unsure" for an FAQ answer; None when `intent` is not an FAQ."""
         intent = intent or (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
         if intent not in self.retrieval_intents:
@@ -174,4 +266,13 @@ class FaqConfidenceGate(GraphComponent):
         if best >= self.threshold:
             return "sure"
         close_enough = similarity is None or similarity >= self.tentative_similarity
-        return "tentative" if best >= self.tentative_threshold and close_enough else "unsure"
+        if best >= self.tentative_threshold and close_enough:
+            return "tentative"
+        agrees = (self.agreement_similarity is not None and similarity is not None
+                  and similarity >= self.agreement_similarity
+                  and nearest_key == ranking[0].get("intent_response_key"))
+        return "tentative" if agrees else "unsure"
+
+
+def _optional_float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)

@@ -1,5 +1,6 @@
 """The gate turns unsure FAQ answers into nlu_fallback and leaves sure ones alone."""
 import numpy as np
+import pytest
 from rasa.shared.nlu.training_data.message import Message
 
 from components.faq_confidence_gate import FaqConfidenceGate
@@ -134,3 +135,89 @@ def test_a_long_message_or_another_best_intent_still_falls_back():
     other = short_answer_message("no clue", [{"name": "out_of_scope", "confidence": 0.4},
                                              {"name": "deny", "confidence": 0.3}])
     assert [m.get("intent")["name"] for m in component.process([long, other])] == ["nlu_fallback", "nlu_fallback"]
+
+
+# --- two classifiers agreeing ----------------------------------------------------------------------
+
+AGREEING_GATE = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5,
+                                    "tentative_threshold": 0.3, "tentative_similarity": 0.6,
+                                    "off_topic_similarity": 0.45, "agreement_similarity": 0.6,
+                                    "ambiguity_threshold": 0.0},
+                                   examples=EXAMPLES, example_keys=["faq/massage_posture", "faq/walking"])
+
+
+def test_an_unsure_answer_whose_own_example_is_closest_is_given_with_alternatives():
+    # "could bodywork help me stop slouching": the right answer first, at 0.16, then a menu.
+    [m] = AGREEING_GATE.process([embedded("faq", [("faq/massage_posture", 0.16), ("faq/cause_sitting_and_posture", 0.13)],
+                                          [0.9, 0.1, 0.3])])
+    assert m.get("intent")["name"] == "faq" and m.get("faq_certainty") == "tentative"
+
+
+def test_an_unsure_answer_closest_to_another_answers_example_still_falls_back():
+    [m] = AGREEING_GATE.process([embedded("faq", [("faq/massage_posture", 0.16), ("faq/walking", 0.13)],
+                                          [0.1, 0.9, 0.3])])
+    assert m.get("intent")["name"] == "nlu_fallback"
+
+
+def test_agreement_needs_the_message_close_to_that_example():
+    [m] = AGREEING_GATE.process([embedded("faq", [("faq/massage_posture", 0.16), ("faq/walking", 0.13)],
+                                          [0.55, 0.1, 0.83])])
+    assert m.get("intent")["name"] == "nlu_fallback"
+
+
+# --- a longer message, question by question (the real embedding model) ------------------------------
+
+MODEL = "all-MiniLM-L6-v2-int8"
+KNOWN = [("what should I wear to my massage", "faq/what_to_wear"),
+         ("what clothes do I need for the session", "faq/what_to_wear"),
+         ("can I eat before my massage", "faq/eating_and_drinking"),
+         ("should I have a big meal before the session", "faq/eating_and_drinking"),
+         ("which stretches help sciatica", "faq/stretches"),
+         ("what should I do after my massage", "faq/aftercare")]
+
+
+@pytest.fixture(scope="module")
+def reading_gate():
+    from components.sentence_embeddings import encoder
+
+    examples = encoder(MODEL).encode([text for text, _ in KNOWN])
+    return FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5, "tentative_threshold": 0.3,
+                              "tentative_similarity": 0.6, "agreement_similarity": 0.6, "off_topic_similarity": 0.2,
+                              "part_similarity": 0.6, "second_answer_similarity": 0.7, "ambiguity_threshold": 0.0},
+                             examples=examples, example_keys=[key for _, key in KNOWN])
+
+
+def read(gate, text, ranking):
+    from components.sentence_embeddings import encoder
+    from components.sentence_featurizer import EMBEDDING_MODEL
+
+    m = embedded("faq", ranking, encoder(MODEL).encode([text])[0])
+    m.set("text", text)
+    m.set(EMBEDDING_MODEL, MODEL)
+    return gate.process([m])[0]
+
+
+def test_both_questions_of_a_two_part_message_are_answered(reading_gate):
+    m = read(reading_gate, "Hi! I'm booked on Thursday. What should I wear, and can I eat before the massage?",
+             [("faq/what_to_wear", 0.8), ("faq/aftercare", 0.1)])
+    assert m.get("intent")["name"] == "faq"
+    assert m.get("faq_answers") == ["faq/what_to_wear", "faq/eating_and_drinking"]
+
+
+def test_the_question_at_the_end_of_a_story_is_answered_instead_of_a_menu(reading_gate):
+    story = ("I'm a nurse on twelve hour shifts and my partner keeps telling me to look after myself. Last week "
+             "a sharp pain started in my bum and went down my thigh. Which stretches would help me at home?")
+    m = read(reading_gate, story, [("faq/aftercare", 0.2), ("faq/what_to_wear", 0.15)])
+    assert m.get("intent")["name"] == "faq" and m.get("faq_certainty") == "tentative"
+    assert m.get("faq_answers") == ["faq/stretches"]
+
+
+def test_a_single_question_is_left_to_the_selector(reading_gate):
+    m = read(reading_gate, "what should I wear to my massage", [("faq/what_to_wear", 0.9)])
+    assert m.get("faq_answers") is None and m.get("faq_certainty") == "sure"
+
+
+def test_a_story_without_a_question_close_to_any_answer_is_not_answered(reading_gate):
+    m = read(reading_gate, "I moved here last year. My cat is called Max. Do you like jazz music?",
+             [("faq/aftercare", 0.2), ("faq/what_to_wear", 0.15)])
+    assert m.get("intent")["name"] in ("nlu_fallback", "out_of_scope") and m.get("faq_answers") is None

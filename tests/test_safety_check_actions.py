@@ -112,3 +112,36 @@ def test_a_tentative_answer_comes_with_the_next_two_as_buttons():
     catalog = titles()
     assert messages[1]["buttons"] == [{"title": catalog[k], "payload": catalog[k]}
                                       for k in ("faq/preparing_for_massage", "faq/aftercare")]
+
+
+def test_both_questions_of_a_two_part_message_are_answered_without_a_menu():
+    ranking = [{"intent_response_key": "faq/what_to_wear", "confidence": 0.81},
+               {"intent_response_key": "faq/preparing_for_massage", "confidence": 0.1}]
+    tracker = faq_tracker(ranking)
+    tracker.latest_message["faq_answers"] = ["faq/what_to_wear", "faq/eating_and_drinking"]
+    messages, _ = run_action(ActionAnswerFaq(), tracker)
+    assert [m.get("response") for m in messages] == ["utter_faq/what_to_wear", "utter_faq/eating_and_drinking"]
+
+
+def test_the_question_at_the_end_of_a_story_is_answered_and_not_offered_again():
+    # The selector read the whole story as aftercare (unsure); its last question asks what to wear.
+    ranking = [{"intent_response_key": "faq/aftercare", "confidence": 0.2},
+               {"intent_response_key": "faq/what_to_wear", "confidence": 0.15},
+               {"intent_response_key": "faq/walking", "confidence": 0.1}]
+    tracker = faq_tracker(ranking)
+    tracker.latest_message.update(faq_answers=["faq/what_to_wear"], faq_certainty="tentative")
+    messages, _ = run_action(ActionAnswerFaq(), tracker)
+    assert messages[0]["response"] == "utter_faq/what_to_wear"
+    catalog = titles()
+    assert messages[1]["buttons"] == [{"title": catalog[k], "payload": catalog[k]}
+                                      for k in ("faq/aftercare", "faq/walking")]
+
+
+def test_a_see_a_doctor_note_comes_after_every_answer_the_gate_let_through(clinic_config, outbox_path):
+    clinic_config()
+    tracker = red_flag_tracker("it's been hurting for weeks. what should I wear, and can I eat before?",
+                               "see_doctor", ranking=[{"name": "report_red_flag", "confidence": 1.0}])
+    tracker.latest_message.update(faq_certainty="tentative", faq_answers=["faq/what_to_wear", "faq/eating_and_drinking"])
+    messages, _ = run_action(ActionEscalateRedFlag(), tracker)
+    assert [m.get("response") for m in messages[:2]] == ["utter_faq/what_to_wear", "utter_faq/eating_and_drinking"]
+    assert "worth showing a doctor" in messages[2]["text"]
