@@ -115,6 +115,7 @@ class FaqConfidenceGate(GraphComponent):
         self._resource = resource
         self.examples = examples  # unit-length embeddings of the FAQ training examples, once trained
         self.example_keys = example_keys  # and the answer each belongs to
+        self._answer_index: Optional[Tuple[List[Text], np.ndarray]] = None  # by _answers_by_example
 
     @classmethod
     def create(
@@ -145,6 +146,7 @@ class FaqConfidenceGate(GraphComponent):
         if embedded:
             self.examples = np.vstack([v for v, _ in embedded]).astype(np.float32)
             self.example_keys = [key for _, key in embedded]
+            self._answer_index = None
             with self._model_storage.write_to(self._resource) as folder:
                 np.save(Path(folder) / EXAMPLES_FILE, self.examples)
                 (Path(folder) / EXAMPLE_KEYS_FILE).write_text(json.dumps(self.example_keys))
@@ -208,16 +210,22 @@ class FaqConfidenceGate(GraphComponent):
         asked = questions(message.get(TEXT) or "")
         if not asked:
             return []
-        similarities = encoder(model).encode(asked) @ self.examples.T
+        names, rows = self._answers_by_example()
         found = []
-        for row in similarities:
-            by_key: Dict[Text, float] = {}
-            for key, similarity in zip(self.example_keys, row):
-                if similarity > by_key.get(key, -1.0):
-                    by_key[key] = float(similarity)
-            best = max(by_key, key=by_key.get)
-            found.append((best, by_key[best], by_key))
+        for similarities in encoder(model).encode(asked) @ self.examples.T:
+            best = np.full(len(names), -1.0, dtype=np.float32)
+            np.maximum.at(best, rows, similarities)  # each answer's closest example
+            top = int(np.argmax(best))
+            found.append((names[top], float(best[top]), dict(zip(names, best.tolist()))))
         return found
+
+    def _answers_by_example(self) -> Tuple[List[Text], np.ndarray]:
+        """The distinct answer keys, and for each stored example the index of its answer (computed once)."""
+        if self._answer_index is None:
+            names = sorted(set(self.example_keys))
+            position = {name: i for i, name in enumerate(names)}
+            self._answer_index = (names, np.array([position[k] for k in self.example_keys]))
+        return self._answer_index
 
     @staticmethod
     def _chosen_key(message: Message) -> Optional[Text]:
