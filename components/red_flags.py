@@ -20,7 +20,7 @@ of someone with them now). A concept's mention stops counting when it is:
 - someone else's story told in the past ("my friend had cauda equina and lost
   control of her bladder"): another person's signs count when the message speaks
   of them now ("my husband can't feel his legs") or tells no story, and an
-  animal's never do;
+  animal's or a caseload's at work ("my patients are incontinent") never do;
 - explained by an everyday cause named in the same sentence ("both legs are dead
   after crossfit", "bum numb from the sofa");
 - said of another body part: in "pins and needles in my leg and pain in my bum"
@@ -81,6 +81,8 @@ AFTER_SYMPTOM = {"in", "into", "down", "round", "around", "between", "on", "to",
                  "goes", "went", "travelled", "traveled", "travels", "travelling", "radiates", "radiating", "shoots",
                  "shooting", "shot", "runs", "running", "ran", "reached", "reaching", "reaches", "extends"}
 # Between symptoms said of one part: "my bum aches and tingles".
+# "can't feel the chair under my bum": the words that lead from what is felt to the area.
+TOUCHED_THROUGH = {"on", "under", "against", "between", "around", "round"}
 SYMPTOM_LIST = {"and", "or", ",", "&", "+", "n", "really", "very", "so", "a", "bit", "is", "are", "feel", "feels"}
 COORDINATION = {"and", "or", "&", "+", "n", "my", "the", "both", "his", "her", "your", "also", "even"}
 WH_WORDS = {"what", "whats", "what's", "how", "when", "why", "which", "who"}
@@ -92,6 +94,8 @@ STATIVE = {"have", "'ve", "has", "am", "'m", "is", "are", "'s", "'re", "ca", "ca
 # Verbs that tell a story in the past ("my friend had ...", "her face drooped"); "-ed" forms count too.
 PAST_FORMS = {"had", "was", "were", "went", "got", "lost", "fell", "broke", "passed", "died", "said", "told",
               "became", "came", "took", "did", "used", "ended", "turned", "needed", "couldn't", "could"}
+# "scared" lemmatises to "scare": being afraid now is not "a scare" that is over (a past cue).
+AFRAID = {"scared", "scary", "scares", "scaring"}
 KNOWING = {"know", "tell", "sure", "notice", "realise", "realize", "feel"}
 RESOLVING_PRONOUNS = {"it", "that", "this", "which", "they", "both", "everything", "all", "he", "she"}
 # Log-probability above which a word counts as real English, never a typo.
@@ -175,6 +179,7 @@ class RedFlagDetector:
         self.past = [self._phrase(p) for p in negation.get("past", [])]
         self.recurrence = [self._phrase(p) for p in negation.get("again", [])]
         self.once = set(negation.get("once", []))  # events "again" does not bring back
+        self.history = set(negation.get("history", []))  # what being over does not clear
         # word for a working function -> the concepts its negation reports
         self.intact: Dict[str, Set[str]] = {}
         for concept, words in negation.get("intact", {}).items():
@@ -197,6 +202,7 @@ class RedFlagDetector:
         people = patterns.get("people", {})
         self.others = {w for p in people.get("others", []) for w in self._lemmas(p)}
         self.animals = {w for p in people.get("animals", []) for w in self._lemmas(p)}
+        self.work = {w.lower for p in people.get("work", []) for w in self._phrase(p)}  # as written, not lemmas
         self.everyday = [
             {
                 "symptoms": [self._phrase(p) for p in entry["symptoms"]],
@@ -214,7 +220,7 @@ class RedFlagDetector:
         unknown_hints = set(self.hints) - set(self.concepts)
         if unknown_hints:
             raise ValueError(f"red_flags.yml: classifier_hints has unknown concept(s) {sorted(unknown_hints)}")
-        unknown_named = (self.areas | self.deniable | self.almost_concepts | self.once
+        unknown_named = (self.areas | self.deniable | self.almost_concepts | self.once | self.history
                          | set(negation.get("intact", {}))) - set(self.concepts)
         if unknown_named:
             raise ValueError(f"red_flags.yml: negation names unknown concept(s) {sorted(unknown_named)}")
@@ -410,6 +416,8 @@ class RedFlagDetector:
             word = token.lower_
             if keys[i] & self.animals:
                 current = last_named = "animal"
+            elif word in self.work:
+                current = last_named = "work"
             elif keys[i] & self.others:
                 current = last_named = "other"
             elif word in FIRST_PERSON and not (word == "mine" and i > 0 and doc[i - 1].lower_ == "of"):
@@ -417,7 +425,8 @@ class RedFlagDetector:
             elif word in OTHER_PRONOUNS:
                 current = last_named or "other"
             elif word in GENERIC_PEOPLE:
-                current = "generic"
+                if not (i > 0 and doc[i - 1].lower_ in ("like", "if", "though")):
+                    current = "generic"  # but "feels like someone's standing on it" is a comparison
             elif word == "your" and any(j in concept_starts for j in range(i + 1, i + 3)):
                 # "is it serious if you can't feel your bum?" ("you" alone is mostly the clinic)
                 current = "generic"
@@ -439,7 +448,17 @@ class RedFlagDetector:
         others = [p for p in parts if p not in group and not (p[0] < e and s < p[1])]
         if a > s:
             # After the symptom only as its place: "numbness round my back passage", "numb bum".
-            return sentence_of[s] == sentence_of[a] and all(doc[i].lower_ in AFTER_SYMPTOM for i in range(e, a))
+            if sentence_of[s] != sentence_of[a]:
+                return False
+            if all(doc[i].lower_ in AFTER_SYMPTOM for i in range(e, a)):
+                return True
+            # "couldn't feel the razor on my groin", "can't feel the chair under my bum": what the area
+            # should have felt, then the area.
+            gap = [doc[i].lower_ for i in range(e, a)]
+            return (any(doc[i].lemma_.lower() == "feel" for i in range(s, e)) and len(gap) <= 5
+                    and bool(set(gap[-2:]) & TOUCHED_THROUGH)
+                    and not set(gap) & (CLAUSE_BREAK_WORDS | CLAUSE_BREAK_PUNCT)
+                    and not any(ps < a and e <= ps for ps, _ in others))
         gap = range(b, s)
         if any(ps < s and b < pe for ps, pe in others):
             return False  # another body part in between
@@ -555,9 +574,16 @@ class RedFlagDetector:
             clause = clause_of[start]
             if any(clause_of[i] == clause and m.keys[i] & NOT_WORDS for i in range(max(0, start - 3), start)):
                 continue  # "my bladder's not fine", "hasn't been normal": not resolved at all
+            if end < m.n and doc[end].lower_ in ("to", "if"):
+                continue  # "ok to book?", "fine if I come Friday?": asked about the booking, not resolved
+            opening = next(i for i in range(start, -1, -1) if i == 0 or clause_of[i - 1] != clause)
+            if doc[opening].lower_ in ("is", "are", "was", "does", "do", "will", "would", "should") and (
+                    opening + 1 < start):
+                continue  # "..., is that a normal sciatica thing?": asked, not resolved
             clauses = {clause}
             opens_clause = start == 0 or clause_of[start - 1] != clause
-            refers_back = any(doc[i].lower_ in RESOLVING_PRONOUNS for i in range(end) if clause_of[i] == clause)
+            refers_back = any(doc[i].lower_ in RESOLVING_PRONOUNS for i in range(end) if clause_of[i] == clause) or (
+                end < m.n and doc[end].lower_ in ("it", "that", "this", "them"))  # "the doctor sorted it"
             earlier = [c for c in clause_of[:start] if 0 <= c < clause]
             if refers_back:
                 # "... sciatica in both legs, he's 6 now and it went after the birth":
@@ -718,7 +744,7 @@ class RedFlagDetector:
                 spans[name] = [(s, e) for s, e in spans[name]
                                if not any(os <= s and e <= oe for os, oe in other_meaning)]
         concept_starts = {s for concept_spans in spans.values() for s, _ in concept_spans}
-        m.cue_block = m.blocked | set(m.phrase_end)
+        m.cue_block = m.blocked | set(m.phrase_end) | {i for i, t in enumerate(doc) if t.lower_ in AFRAID}
 
         denied = self._denials(m, spans)
         resolved = self._resolutions(m)
@@ -754,11 +780,11 @@ class RedFlagDetector:
                 return "denied"
             if concept in self.almost_concepts and start in almost:
                 return "denied"
-            if concept not in revived and (any(i in resolved for i in tokens)
+            if concept not in revived and concept not in self.history and (any(i in resolved for i in tokens)
                                 or not past_ok and m.clause_of[start] in past_clauses):
                 return "denied"
             owner = owners[end - 1]
-            if owner == "animal" or (owner == "other" and not other_now):
+            if owner in ("animal", "work") or (owner == "other" and not other_now):
                 return "denied"
             if happening:
                 return None

@@ -197,6 +197,138 @@ def test_the_most_serious_tier_wins(detector):
     assert tier(detector, "sciatica for 2 months and now i cant control my bladder") == "emergency"
 
 
+# --- indirect wordings of the real signs, and the root causes of false alarms around them ------------
+
+@pytest.mark.parametrize("text", [
+    "I couldn't feel the towel on my groin after my shower, back pain since friday",  # what the area should feel
+    "can't feel the toilet seat under my bum, sciatica is awful",
+    "the bath water doesn't feel warm on my backside anymore, disc trouble since monday",
+    "since my back went my privates feel like cardboard",                              # numbness as a comparison
+    "wiping feels like nothing at all since my back went",
+])
+def test_saddle_numbness_said_indirectly_escalates(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "since my back went my knickers are always damp and I don't feel it happening",  # what a leak leaves
+    "my sheets were wet this morning and I didn't know I'd gone, back is bad",
+    "stuff slips out without me noticing since I hurt my back",                      # a leak not noticed
+    "I can't clench down there anymore and my back is killing me",                   # the sphincter
+    "twice I didn't make it to the bathroom for a number 2, back pain since tuesday", # a negation that is the symptom
+    "went a whole day without needing the toilet, lower back pain for 4 days",       # retention as no urge
+    "I have to press on my tummy to get the wee out, back has been bad",
+])
+def test_bladder_and_bowel_loss_said_indirectly_escalates(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "my sheets are soaked with sweat every night and my back aches",    # wet for a plain reason
+    "I spilled coffee on my jeans, they're wet, and my back is sore",
+    "my water bottle leaked in my bag without me noticing, back pain too",
+    "My grandma has had incontinence for years, I'm booking for me",    # long-standing, not new
+    "I've had a catheter for years for a condition unrelated to my back",
+    "Had a bowel accident once with food poisoning, my back is just stiff",  # a stomach bug explains it
+    "the residents at my care home are incontinent and my back is sore from lifting them",  # a caseload
+])
+def test_wet_or_leaking_for_a_plain_reason_does_not_escalate(detector, text):
+    assert tier(detector, text) != "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "neither leg would support me this morning, back spasms",      # "would" between cue and function
+    "both my legs keep folding under me since my back went",       # legs that fail, no symptom word
+    "my legs won't hold me up, either of them, back is bad",
+    "my sciatica was only in the left leg but now the right one is doing it too",
+])
+def test_both_legs_failing_said_indirectly_escalates(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "I hurt my back and now my junk doesn't work at all",
+    "since my back went out there's no feeling when we're intimate",
+    "no morning wood since my back went on friday",
+])
+def test_sexual_function_said_indirectly_escalates(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "came off a ladder from a height onto concrete, back agony",
+    "I was hit from behind at high speed, airbags went off, back hurts now",
+    "skiing, hit a tree and heard a crack in my back, still sore",
+    "got slammed down on the boat seat when we hit a wave, back pain since",
+])
+def test_high_energy_injuries_said_without_fall_or_crash_escalate(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "I climbed a flight of stairs and my back hurts",
+    "nothing came of the physio referral, back still sore",
+    "work has been slammed this week and my back is killing me",
+])
+def test_everyday_words_near_injury_words_do_not_escalate(detector, text):
+    assert tier(detector, text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "half my face went numb an hour ago and my back hurts",       # one side of the face
+    "the side of my face is numb and tingly, started this morning",
+    "can sciatica make half your face go numb? it happened while I was watching TV",  # asked, but it happened
+    "my chest feels like an elephant is sitting on it and my back hurts",  # chest pain as a weight
+    "my back is killing me and my chest feels like someone's standing on it",  # "someone" in a comparison
+    "my calf is swollen and I'm winded climbing one flight of stairs",     # breathlessness in other words
+    "swollen calf and I coughed up blood today",
+])
+def test_stroke_chest_and_lung_clot_said_indirectly_escalate(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "half my face is numb from the dentist injection",            # the dentist explains it
+    "My shoulder is frozen, can't lift my arm above my head",     # an arm not lifted, not sudden
+    "my calf is swollen from a bee sting and I have a cold with coughing",
+    "that spin class kicked my butt, I literally can't feel my legs haha",  # a figure of speech after sport
+])
+def test_everyday_causes_of_face_arm_calf_and_leg_words_do_not_escalate(detector, text):
+    assert tier(detector, text) != "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "My sciatica went into both legs once, years ago, the doctor sorted it and it hasn't happened since",
+    "I had a chest pain scare in March, cardiologist did all the tests, heart is perfect",  # a scare is over
+    "had a bladder scare a while back, all tests were fine",
+])
+def test_episodes_that_were_sorted_or_a_scare_do_not_escalate(detector, text):
+    assert tier(detector, text) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("chest pain scared me last night, it's still there and my back hurts", "emergency"),  # afraid, not "a scare"
+    ("my lady bits have gone dead since I hurt my back, is that a normal sciatica thing?", "emergency"),  # asked
+    ("I'm a myeloma survivor and there's a new ache in my lower spine. Ok to book?", "urgent"),  # not resolved
+    ("I had breast cancer 5 years ago, all clear, but my back started hurting recently", "urgent"),  # history
+])
+def test_a_question_or_an_old_history_does_not_clear_a_report(detector, text, expected):
+    assert tier(detector, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("calf is tight and red and feels warm, hurts when I flex my foot", "urgent"),   # DVT without "swollen"
+    ("dropped two dress sizes without trying, and my back aches", "urgent"),
+    ("my back pain gets worse the longer i rest at night", "urgent"),
+    ("I keep stumbling over nothing, my toe catches", "urgent"),
+    ("I've been on prednisone for years and now my back really hurts", "urgent"),
+    ("week 7 of this sciatica, what do you recommend", "see_doctor"),
+    ("6 sessions in and my sciatica hasn't budged", "see_doctor"),
+])
+def test_urgent_and_see_doctor_signs_said_indirectly(detector, text, expected):
+    assert tier(detector, text) == expected
+
+
 def test_a_sign_with_an_unknown_concept_is_reported(detector, tmp_path):
     patterns = yaml.safe_load(PATTERNS_FILE.read_text())
     patterns["signs"].append({"name": "typo", "tier": "emergency", "all": ["numbb"]})

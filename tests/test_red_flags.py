@@ -101,6 +101,15 @@ def test_nlu_on_the_unseen_set_is_reported(agent):
     figures([(t, c, m, nlu_tier(agent, m)) for t, c, m in cases(["unseen.yml"])])
 
 
+def test_nlu_on_the_indirect_set_keeps_its_floors(agent):
+    """tests/red_flags/indirect.yml (2026-11-25: emergencies 223/225 escalated, urgent 96/96, see-a-doctor
+    45/50, harmless made emergencies 0/200): a little under those, as floors; the misses are printed."""
+    e, u, false_emergencies, harmless = figures(
+        [(t, c, m, nlu_tier(agent, m)) for t, c, m in cases(["indirect.yml"])])
+    assert e[0] >= 0.98 * e[1] and u[0] >= 0.95 * u[1]
+    assert false_emergencies <= 0.01 * harmless
+
+
 @pytest.mark.parametrize("question", ["what is cauda equina syndrome?", "can sciatica affect both legs?",
                                       "what does saddle numbness mean"])
 def test_questions_about_red_flags_are_not_alerts(agent, question):
