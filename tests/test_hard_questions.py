@@ -12,14 +12,11 @@ that answer counts too.
 """
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.test_multipart import agent, shown  # noqa: F401  (the module's trained-model fixture)
+from tests.test_multipart import agent, kinds_below_their_floors  # noqa: F401  (agent: the trained-model fixture)
 
 SETS = Path(__file__).parent / "hard_questions"
 # Share of each kind given the answer it needs, at least: a little under the lower of the two sets'
@@ -30,19 +27,12 @@ FLOORS = {"alone_enough": 0.45, "body_area": 0.8, "comparison": 0.5, "long_chatt
           "non_native": 0.85, "practical": 0.7, "short_followup": 0.7}
 
 
+def needed_answer_shown(item, given) -> bool:
+    needed = {item["topics"][0]} | ({"faq/massage_areas"} if item["kind"] == "body_area" else set())
+    return bool(needed & set(given))
+
+
 @pytest.mark.parametrize("name", ["dev", "final"])
 def test_each_kind_of_hard_question_gets_the_answer_it_needs(agent, name):  # noqa: F811
-    items = yaml.safe_load((SETS / f"{name}.yml").read_text())
-    right, total, missed = Counter(), Counter(), []
-    for item in items:
-        given = shown(asyncio.run(agent.parse_message(item["message"])))
-        total[item["kind"]] += 1
-        needed = {item["topics"][0]} | ({"faq/massage_areas"} if item["kind"] == "body_area" else set())
-        if needed & set(given):
-            right[item["kind"]] += 1
-        else:
-            missed.append((item["kind"], item["topics"][0], given, item["message"][:80]))
-    print(f"\n  {name}: " + ", ".join(f"{k} {right[k]}/{total[k]}" for k in sorted(total))
-          + f"; all {sum(right.values())}/{sum(total.values())}")
-    short = {k: round(right[k] / total[k], 2) for k in total if right[k] / total[k] < FLOORS[k]}
+    short, missed = kinds_below_their_floors(agent, SETS / f"{name}.yml", FLOORS, needed_answer_shown)
     assert not short, (short, missed)
