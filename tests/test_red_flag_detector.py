@@ -69,6 +69,7 @@ def test_questions_about_red_flags_are_information(detector, text):
     "can massage bring down swelling round the nerve, and does it do anything for circulation?",
     # "each" in the next sentence is not "each leg"
     "my sciatica goes down my right leg. Each time it settles after several days.",
+    "can i just stay in bed til my sciatica chills out",     # calming down, not a fever's chills
 ])
 def test_idioms_and_everyday_causes_do_not_escalate(detector, text):
     assert tier(detector, text) is None
@@ -191,6 +192,11 @@ def test_urgent_and_see_doctor_tiers(detector):
     assert tier(detector, "my back hurts and i've had a fever and chills") == "urgent"
     assert tier(detector, "my foot keeps dragging when i walk") == "urgent"
     assert tier(detector, "my sciatica has lasted about 6 weeks") == "see_doctor"
+
+
+def test_flare_ups_that_come_with_the_seasons_are_not_massage_failing(detector):
+    assert tier(detector, "My sciatica comes back every winter. Would regular massages help head that off?") is None
+    assert tier(detector, "three massages and the pain still comes back the next day") == "see_doctor"
 
 
 def test_the_most_serious_tier_wins(detector):
