@@ -40,3 +40,19 @@ def test_probabilities_are_the_models_own(layer):
     assert np.allclose([[row[c] for c in classes] for row in got], expected, atol=1e-9)
     # and the emergency phrasing it was trained on is the most likely emergency
     assert max(got[0], key=got[0].get) == "emergency"
+
+
+def _key(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
+
+
+def test_no_test_phrasing_is_in_the_training_corpus():
+    """The sets measure how the layer does on wordings it never saw: a corpus line that repeats a
+    test phrasing would make its figures say more than they know."""
+    from components.red_flag_classifier import load_corpus
+    from tests.test_red_flags import cases
+
+    corpus = {_key(text) for text, _ in load_corpus()}
+    sets = ["dev.yml", "final.yml", "unseen.yml", "indirect.yml"]
+    leaked = [message for _, _, message in cases(sets) if _key(message) in corpus]
+    assert not leaked, f"test phrasings copied into data/red_flag_corpus: {leaked[:5]}"
