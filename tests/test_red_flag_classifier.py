@@ -4,7 +4,9 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from components.red_flag_classifier import RedFlagClassifier
+from components.red_flag_classifier import RedFlagClassifier, load_corpus
+from tests.test_faq_data import normalise
+from tests.test_red_flags import cases
 
 TEXTS = ["I wet myself and can't feel down there", "numb groin since this morning",
          "lost thirty pounds without trying", "my foot slaps when I walk now",
@@ -42,17 +44,10 @@ def test_probabilities_are_the_models_own(layer):
     assert max(got[0], key=got[0].get) == "emergency"
 
 
-def _key(text: str) -> str:
-    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
-
-
 def test_no_test_phrasing_is_in_the_training_corpus():
     """The sets measure how the layer does on wordings it never saw: a corpus line that repeats a
     test phrasing would make its figures say more than they know."""
-    from components.red_flag_classifier import load_corpus
-    from tests.test_red_flags import cases
-
-    corpus = {_key(text) for text, _ in load_corpus()}
+    corpus = {normalise(text) for text, _ in load_corpus()}
     sets = ["dev.yml", "final.yml", "unseen.yml", "indirect.yml"]
-    leaked = [message for _, _, message in cases(sets) if _key(message) in corpus]
+    leaked = [message for _, _, message in cases(sets) if normalise(message) in corpus]
     assert not leaked, f"test phrasings copied into data/red_flag_corpus: {leaked[:5]}"
