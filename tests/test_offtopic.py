@@ -3,6 +3,12 @@
 tests/offtopic/messages.yml: 100 messages outside what the assistant knows, several of them using its
 words in another sense ("back up my phone", "nerves before my exam"); written by a helper that did not
 look at the training data. Measured through the trained model.
+
+tests/offtopic/near_topic.yml: 160 messages next to the assistant's topics that none of its answers
+covers (other joints and conditions asked in sciatica's words, other therapies, products, local
+recommendations, etiquette, wellness), by a helper that read only the articles, clinic.md and the topic
+list, written after blind set 6 found near-topic questions answered as FAQ (docs/decisions/blind-set-6.md).
+Its floor keeps that from getting worse while it is being fixed.
 """
 from __future__ import annotations
 
@@ -14,7 +20,9 @@ import yaml
 
 from tests.running_assistant import MODEL
 
-MESSAGES = yaml.safe_load((Path(__file__).parent / "offtopic" / "messages.yml").read_text())["messages"]
+SETS = Path(__file__).parent / "offtopic"
+# Share answered honestly, at least (near_topic measured 117/160 on 2026-11-25, round 5 of issue 18).
+FLOORS = {"messages.yml": 0.90, "near_topic.yml": 0.70}
 HONEST = {"out_of_scope", "nlu_fallback", "ask_medical_advice"}
 
 
@@ -25,13 +33,15 @@ def agent():
     return Agent.load(str(MODEL))
 
 
-def test_off_topic_messages_are_answered_honestly(agent):
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_off_topic_messages_are_answered_honestly(agent, name):
+    messages = yaml.safe_load((SETS / name).read_text())["messages"]
     dishonest = []
-    for message in MESSAGES:
+    for message in messages:
         parsed = asyncio.run(agent.parse_message(message))
         if parsed["intent"]["name"] not in HONEST:
             dishonest.append((parsed["intent"].get("full_retrieval_intent_name") or parsed["intent"]["name"], message))
-    print(f"\n  off-topic answered honestly: {len(MESSAGES) - len(dishonest)}/{len(MESSAGES)}")
+    print(f"\n  {name}: off-topic answered honestly: {len(messages) - len(dishonest)}/{len(messages)}")
     for intent, message in dishonest:
         print(f"    {intent}: {message}")
-    assert len(dishonest) <= 0.10 * len(MESSAGES), dishonest
+    assert len(messages) - len(dishonest) >= FLOORS[name] * len(messages), dishonest
