@@ -63,6 +63,7 @@ CAUSE_VERBS = {"cause", "make", "lead", "give", "trigger", "bring", "result", "a
 CAUSE_SCOPE_END = {"that", "because", "since", "as", "but", "cos"}
 FEEL_PLACES = {"in", "down", "below", "anything", "when", "there", "it", "them", "thing", "much"}
 NOT_WORDS = {"not", "n't", "never"}
+DEFINITION_WORDS = {"mean", "means", "meant", "meaning"}
 TIME_UNITS = {"minute", "min", "mins", "hour", "hr", "hrs", "day", "week", "wk", "month", "night", "morning"}
 # Words between a part and a symptom said of it: "my bum has gone kind of numb".
 LINKING = {"is", "are", "was", "were", "feel", "feels", "felt", "feeling", "has", "have", "had", "gone", "went",
@@ -79,7 +80,9 @@ AFTER_SYMPTOM = {"in", "into", "down", "round", "around", "between", "on", "to",
                  "little", "lower", "upper", "outer", "inner", "is", "are", "has", "have", "'s", "'ve", "now",
                  "also", "even", "too", "spread", "spreading", "spreads", "moved", "moving", "moves", "gone", "going",
                  "goes", "went", "travelled", "traveled", "travels", "travelling", "radiates", "radiating", "shoots",
-                 "shooting", "shot", "runs", "running", "ran", "reached", "reaching", "reaches", "extends"}
+                 "shooting", "shot", "runs", "running", "ran", "reached", "reaching", "reaches", "extends",
+                 # "numb where the bike saddle sits": the place told by what touches it
+                 "where", "bike", "bicycle", "cycling", "horse", "riding"}
 # Between symptoms said of one part: "my bum aches and tingles".
 # "can't feel the chair under my bum": the words that lead from what is felt to the area.
 TOUCHED_THROUGH = {"on", "under", "against", "between", "around", "round"}
@@ -178,6 +181,7 @@ class RedFlagDetector:
         self.neg_after = [self._phrase(p) for p in negation.get("after", [])]
         self.past = [self._phrase(p) for p in negation.get("past", [])]
         self.recurrence = [self._phrase(p) for p in negation.get("again", [])]
+        self.over = [self._phrase(p) for p in negation.get("over", [])]
         self.once = set(negation.get("once", []))  # events "again" does not bring back
         self.history = set(negation.get("history", []))  # what being over does not clear
         # word for a working function -> the concepts its negation reports
@@ -606,6 +610,19 @@ class RedFlagDetector:
                 past.add(m.clause_of[i])
         return past
 
+    def _over_clauses(self, m: "_Message") -> Set[int]:
+        """Clauses told in the past tense in a message that says the episode is over ("wet the bed once
+        after a big night out, never again"; "her sciatica went into both legs, she had surgery and is
+        great now"), and the clauses that say so. Only called when nothing in the message is current."""
+        cues = [s for s, _ in self._find(self.over, m.keys, m.typos, m.cue_block)
+                if not any(m.keys[i] & NOT_WORDS for i in range(max(0, s - 2), s))]  # "not fully healed"
+        if not cues:
+            return set()
+        over = {m.clause_of[s] for s in cues}
+        over |= {m.clause_of[i] for i, token in enumerate(m.doc) if self._past_tense(token) or (
+            token.lower_ == "once" and i > 0 and m.clause_of[i - 1] == m.clause_of[i])}  # "spread to both legs once"
+        return over - {-1}
+
     def _revived(self, m: "_Message", spans: Dict[str, List[Tuple[int, int]]], past_clauses: Set[int],
                  over: Set[int]) -> Set[str]:
         """Concepts whose past or resolved mentions count again because the message says they are
@@ -643,15 +660,14 @@ class RedFlagDetector:
                         i > end and (word in WH_WORDS or word in QUESTION_STARTS and following in ASKED_ABOUT)):
                     break
                 hypothetical.add(i)
-        for start, end in self._find(self.topic, keys, m.typos, m.blocked):
-            # To the end of the sentence, or until the visitor speaks of themselves
-            # ("watch for numbness, and now my groin is numb").
-            for i in range(end, n):
-                if m.sentence_of[i] != m.sentence_of[start] or doc[i].lower_ in ("but", "though", "although"):
-                    break
-                if m.clause_of[i] == -1 and any(doc[j].lower_ in FIRST_PERSON for j in range(i + 1, min(n, i + 3))):
-                    break
-                hypothetical.add(i)
+        hypothetical |= self._told_about(m)
+        for i, token in enumerate(doc):
+            # "what saddle numbness means", "what does foot drop mean?": asking for a definition.
+            if token.lower_ in DEFINITION_WORDS:
+                what = [j for j in range(max(0, i - 8), i) if doc[j].lower_ == "what"
+                        and m.sentence_of[j] == m.sentence_of[i]]
+                if what:
+                    hypothetical.update(range(what[-1] + 1, i))
         for i, token in enumerate(doc):
             # "could sciatica make me incontinent?", "does it ever cause bladder problems?"
             if m.sentence_of[i] in question_sentences and token.lower_ in CAUSE_VERBS:
@@ -660,6 +676,21 @@ class RedFlagDetector:
                         break
                     hypothetical.add(j)
         return hypothetical
+
+    def _told_about(self, m: "_Message") -> Set[int]:
+        """Tokens after talk about signs in general ("my physio told me to watch for ...", "in the film
+        a man lost ..."): to the end of the sentence, or until the visitor speaks of themselves
+        ("watch for numbness, and now my groin is numb")."""
+        doc, n = m.doc, m.n
+        told: Set[int] = set()
+        for start, end in self._find(self.topic, m.keys, m.typos, m.blocked):
+            for i in range(end, n):
+                if m.sentence_of[i] != m.sentence_of[start] or doc[i].lower_ in ("but", "though", "although"):
+                    break
+                if m.clause_of[i] == -1 and any(doc[j].lower_ in FIRST_PERSON for j in range(i + 1, min(n, i + 3))):
+                    break
+                told.add(i)
+        return told
 
     # --- another person ---------------------------------------------------------------
     def _other_person_now(self, m: "_Message", owners: List[Optional[str]], past_clauses: Set[int],
@@ -760,11 +791,15 @@ class RedFlagDetector:
             and self._opening(doc, i, m.sentence_of) in QUESTION_STARTS
         }
         hypothetical = self._hypothetical(m, question_sentences)
+        told = self._told_about(m)
         anchors = [
             s for s in [s for s, _ in self._find(self.current, m.keys, m.typos, m.blocked)] + self._durations(doc)
             if m.clause_of[s] not in past_clauses and s not in denied and s not in resolved
+            and s not in told  # "in the film last night a man lost ...": the film's time, not the visitor's
         ]
         happening = bool(anchors)  # "what does it mean if I can't feel my bum? it started today"
+        over_clauses = set() if happening else self._over_clauses(m)
+        past_clauses |= over_clauses
         owners = self._owners(doc, m.keys, m.sentence_of, concept_starts)
         has_first_person = "self" in owners
         other_now = self._other_person_now(m, owners, past_clauses, anchors)
@@ -781,6 +816,7 @@ class RedFlagDetector:
             if concept in self.almost_concepts and start in almost:
                 return "denied"
             if concept not in revived and concept not in self.history and (any(i in resolved for i in tokens)
+                                or m.clause_of[start] in over_clauses
                                 or not past_ok and m.clause_of[start] in past_clauses):
                 return "denied"
             owner = owners[end - 1]

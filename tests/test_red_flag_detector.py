@@ -312,6 +312,37 @@ def test_episodes_that_were_sorted_or_a_scare_do_not_escalate(detector, text):
     assert tier(detector, text) is None
 
 
+# Round 6 of issue 18: false emergencies found on the red-flag corpora (kinds a blind set's judge named:
+# resolved past episodes, a chest that is sore from muscles or jewellery, definitions, shows and games).
+@pytest.mark.parametrize("text", [
+    "my mum's sciatica spread to both her legs once, she had an operation in 2020 and is great now",
+    "wet the bed once after my brother's wedding party, never again, just being honest",
+    "my son fell off his bike last month, x-rays clear, he only has a stiff shoulder now, can he book?",
+    "grandpa's had bladder leaks since his prostate op, his urologist manages it, can he lie face down?",
+    "can you work on my pecs? they're so tight from bench press",
+    "my chest is a bit sore from the new piercing, can I lie face down?",
+    "my buddy asked me what cauda equina means and I had no clue",
+    "in the film last night a guy lost all feeling in both legs after a crash, is that realistic?",
+    "fell off a cliff in Minecraft like ten times, now my neck is stiff from gaming lol",
+    "my face dropped when I saw the price of the long session haha",
+    "negative for saddle numbness, negative for bladder problems, just sciatica",
+])
+def test_over_explained_or_asked_about_signs_do_not_escalate(detector, text):
+    assert tier(detector, text) != "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "I had an operation on my back years ago and was fine, but since Monday I can't feel my bum",
+    "my chest feels tight from bench press and I'm short of breath, back is killing me",
+    "my groin went numb after the gym, what does that mean?",
+    "hurt my back, x-rays clear, but now my legs are both numb",
+    "tingling where the bike saddle sits and it hasn't stopped",  # saddle paraesthesia
+    "both my feet have started slapping the floor when I walk",  # foot drop on both sides
+])
+def test_a_current_sign_next_to_an_everyday_or_resolved_one_still_escalates(detector, text):
+    assert tier(detector, text) == "emergency"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("chest pain scared me last night, it's still there and my back hurts", "emergency"),  # afraid, not "a scare"
     ("my lady bits have gone dead since I hurt my back, is that a normal sciatica thing?", "emergency"),  # asked
