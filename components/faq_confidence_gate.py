@@ -20,7 +20,11 @@ confidences can't tell an off-topic message from an unusual question. The
 sentence embedding can: the gate keeps the embedding of every FAQ training
 example, and a message classified as an FAQ that is far from all of them
 (`off_topic_similarity`) becomes `out_of_scope`; a tentative answer also needs
-to be close to some example (`tentative_similarity`).
+to be close to some example (`tentative_similarity`). Near-topic questions (a knee, an acupuncture
+session, a foam roller) are close to FAQ examples too; the gate also keeps the embeddings of the
+`out_of_scope` examples, and an FAQ-classified message closer to one of those than to any FAQ
+example (by `off_topic_margin`) becomes `out_of_scope`: a nearest-neighbour vote DIET's confidence
+cannot give, since it is as sure of those as of real questions.
 
 Two classifiers agreeing is evidence neither confidence shows: when the ResponseSelector's
 best answer is too unsure to give but the closest FAQ training example belongs to that same
@@ -64,6 +68,7 @@ SIMILARITY = "faq_similarity"  # in the parse data: cosine to the closest FAQ tr
 OFF_TOPIC = "out_of_scope"
 EXAMPLES_FILE = "faq_examples.npy"
 EXAMPLE_KEYS_FILE = "faq_example_keys.json"  # the answer ("faq/...") of each stored example, in order
+OFF_TOPIC_EXAMPLES_FILE = "off_topic_examples.npy"
 ANSWERS = "faq_answers"  # in the parse data: the answers to give when not only the selector's choice
 MAX_ANSWERS = 2  # a third topic makes a wall of text; the visitor can ask again
 
@@ -83,6 +88,9 @@ class FaqConfidenceGate(GraphComponent):
             # An FAQ-classified message less similar than this to every FAQ example is off-topic
             # (None: never); a tentative answer needs at least `tentative_similarity`.
             "off_topic_similarity": None,
+            # An FAQ-classified message whose closest `out_of_scope` example is more similar than its
+            # closest FAQ example plus this margin is off-topic (None: never).
+            "off_topic_margin": None,
             "tentative_similarity": 0.0,
             # An unsure best answer whose own training example is the closest one, at least this
             # similar, is given as tentative (None: never).
@@ -98,12 +106,14 @@ class FaqConfidenceGate(GraphComponent):
 
     def __init__(self, config: Dict[Text, Any], model_storage: Optional[ModelStorage] = None,
                  resource: Optional[Resource] = None, examples: Optional[np.ndarray] = None,
-                 example_keys: Optional[List[Text]] = None) -> None:
+                 example_keys: Optional[List[Text]] = None,
+                 off_topic_examples: Optional[np.ndarray] = None) -> None:
         self.threshold = float(config["threshold"])
         tentative = config.get("tentative_threshold")
         self.tentative_threshold = self.threshold if tentative is None else min(float(tentative), self.threshold)
         self.ambiguity_threshold = float(config["ambiguity_threshold"])
         self.off_topic_similarity = _optional_float(config.get("off_topic_similarity"))
+        self.off_topic_margin = _optional_float(config.get("off_topic_margin"))
         self.tentative_similarity = float(config.get("tentative_similarity") or 0.0)
         self.agreement_similarity = _optional_float(config.get("agreement_similarity"))
         self.part_similarity = _optional_float(config.get("part_similarity"))
@@ -113,6 +123,7 @@ class FaqConfidenceGate(GraphComponent):
         self._resource = resource
         self.examples = examples  # unit-length embeddings of the FAQ training examples, once trained
         self.example_keys = example_keys  # and the answer each belongs to
+        self.off_topic_examples = off_topic_examples  # unit-length embeddings of the out_of_scope examples
         self._answer_index: Optional[Tuple[List[Text], np.ndarray]] = None  # by _answers_by_example
 
     @classmethod
@@ -133,21 +144,28 @@ class FaqConfidenceGate(GraphComponent):
                 examples = np.load(Path(folder) / EXAMPLES_FILE)
                 keys_file = Path(folder) / EXAMPLE_KEYS_FILE
                 keys = json.loads(keys_file.read_text()) if keys_file.exists() else None
+                off_topic_file = Path(folder) / OFF_TOPIC_EXAMPLES_FILE
+                off_topic = np.load(off_topic_file) if off_topic_file.exists() else None
         except (ValueError, FileNotFoundError):
-            examples, keys = None, None
-        return cls(config, model_storage, resource, examples, keys)
+            examples, keys, off_topic = None, None, None
+        return cls(config, model_storage, resource, examples, keys, off_topic)
 
     def train(self, training_data: TrainingData) -> Resource:
         embedded = [(sentence_embedding(m), m.get_full_intent()) for m in training_data.intent_examples
                     if m.get(INTENT) in self.retrieval_intents]
         embedded = [(v, key) for v, key in embedded if v is not None]
+        off_topic = [v for v in (sentence_embedding(m) for m in training_data.intent_examples
+                                 if m.get(INTENT) == OFF_TOPIC) if v is not None]
         if embedded:
             self.examples = np.vstack([v for v, _ in embedded]).astype(np.float32)
             self.example_keys = [key for _, key in embedded]
             self._answer_index = None
+            self.off_topic_examples = np.vstack(off_topic).astype(np.float32) if off_topic else None
             with self._model_storage.write_to(self._resource) as folder:
                 np.save(Path(folder) / EXAMPLES_FILE, self.examples)
                 (Path(folder) / EXAMPLE_KEYS_FILE).write_text(json.dumps(self.example_keys))
+                if self.off_topic_examples is not None:
+                    np.save(Path(folder) / OFF_TOPIC_EXAMPLES_FILE, self.off_topic_examples)
         elif self.off_topic_similarity is not None:
             logger.warning("FaqConfidenceGate: no sentence embeddings in the training data, "
                            "so off-topic messages are judged by confidence alone.")
@@ -167,6 +185,11 @@ class FaqConfidenceGate(GraphComponent):
                 self._replace_intent(message, OFF_TOPIC)
                 continue
             certainty = self.certainty(message, similarity=similarity, nearest_key=nearest_key)
+            # Only an answer about to be given is checked against the out_of_scope examples: what the
+            # selector is unsure of already gets "not sure" (gibberish stays "not understood").
+            if certainty and certainty != "unsure" and similarity is not None and self._near_topic(message, similarity):
+                self._replace_intent(message, OFF_TOPIC)
+                continue
             if certainty:
                 certainty = self._read_question_by_question(message, certainty)
             if certainty == "unsure":
@@ -174,6 +197,15 @@ class FaqConfidenceGate(GraphComponent):
             elif certainty:
                 message.set(CERTAINTY, certainty, add_to_output=True)
         return messages
+
+    def _near_topic(self, message: Message, similarity: float) -> bool:
+        """True when a message classified as an FAQ is closer to an out_of_scope example than to any
+        FAQ example (by `off_topic_margin`): a question next to the topic, not on it."""
+        if self.off_topic_margin is None or self.off_topic_examples is None:
+            return False
+        vector = sentence_embedding(message)
+        nearest_off_topic = float(np.max(self.off_topic_examples @ vector.astype(np.float32)))
+        return nearest_off_topic > similarity + self.off_topic_margin
 
     def _read_question_by_question(self, message: Message, certainty: Text) -> Text:
         """Sets `faq_answers` when the message's questions, read one by one, call for other answers

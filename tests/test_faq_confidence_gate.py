@@ -221,3 +221,47 @@ def test_a_story_without_a_question_close_to_any_answer_is_not_answered(reading_
     m = read(reading_gate, "I moved here last year. My cat is called Max. Do you like jazz music?",
              [("faq/aftercare", 0.2), ("faq/what_to_wear", 0.15)])
     assert m.get("intent")["name"] in ("nlu_fallback", "out_of_scope") and m.get("faq_answers") is None
+
+
+# --- near-topic questions: closer to an out_of_scope example than to any FAQ example ------------
+
+NEAR_TOPIC_OFF = ["my shoulder clicks when I lift my arm, what is that", "is acupuncture worth trying for neck pain",
+                  "which foam roller should I buy"]
+
+
+@pytest.fixture(scope="module")
+def near_topic_gate():
+    from components.sentence_embeddings import encoder
+
+    faq = encoder(MODEL).encode([text for text, _ in KNOWN])
+    return FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5,
+                              "off_topic_similarity": 0.2, "off_topic_margin": 0.0, "ambiguity_threshold": 0.0},
+                             examples=faq, example_keys=[key for _, key in KNOWN],
+                             off_topic_examples=encoder(MODEL).encode(NEAR_TOPIC_OFF))
+
+
+def test_a_question_about_another_joint_is_off_topic_although_the_selector_is_sure(near_topic_gate):
+    m = read(near_topic_gate, "my elbow clicks when I straighten my arm, why?", [("faq/symptoms", 0.95)])
+    assert m.get("intent")["name"] == "out_of_scope"
+
+
+def test_a_sciatica_question_stays_an_answer_beside_near_topic_examples(near_topic_gate):
+    m = read(near_topic_gate, "what should I do after my massage?", [("faq/aftercare", 0.95)])
+    assert m.get("intent")["name"] == "faq" and m.get("faq_certainty") == "sure"
+
+
+def test_without_a_margin_the_out_of_scope_examples_are_not_consulted():
+    from components.sentence_embeddings import encoder
+
+    gate = FaqConfidenceGate({**FaqConfidenceGate.get_default_config(), "threshold": 0.5,
+                              "off_topic_similarity": 0.2, "ambiguity_threshold": 0.0},
+                             examples=encoder(MODEL).encode([text for text, _ in KNOWN]),
+                             example_keys=[key for _, key in KNOWN],
+                             off_topic_examples=encoder(MODEL).encode(NEAR_TOPIC_OFF))
+    m = read(gate, "my elbow clicks when I straighten my arm, why?", [("faq/symptoms", 0.95)])
+    assert m.get("intent")["name"] == "faq"
+
+
+def test_an_unsure_answer_near_the_out_of_scope_examples_still_gets_not_sure(near_topic_gate):
+    m = read(near_topic_gate, "my elbow clicks when I straighten my arm, why?", [("faq/symptoms", 0.1)])
+    assert m.get("intent")["name"] == "nlu_fallback"

@@ -8,7 +8,7 @@ tests/offtopic/near_topic.yml: 160 messages next to the assistant's topics that 
 covers (other joints and conditions asked in sciatica's words, other therapies, products, local
 recommendations, etiquette, wellness), by a helper that read only the articles, clinic.md and the topic
 list, written after blind set 6 found near-topic questions answered as FAQ (docs/decisions/blind-set-6.md).
-Its floor keeps that from getting worse while it is being fixed.
+Its floor keeps the fix (round 6) from coming undone.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import yaml
 from tests.running_assistant import MODEL
 
 SETS = Path(__file__).parent / "offtopic"
-# Share answered honestly, at least (near_topic measured 117/160 on 2026-11-25, round 5 of issue 18).
-FLOORS = {"messages.yml": 0.90, "near_topic.yml": 0.70}
+# Share answered honestly, at least (near_topic: 117/160 in round 5 of issue 18; 147/160 in round 6, with
+# near-topic out_of_scope examples and the gate's nearest-example vote; messages 97/100).
+FLOORS = {"messages.yml": 0.90, "near_topic.yml": 0.85}
 HONEST = {"out_of_scope", "nlu_fallback", "ask_medical_advice"}
 
 
