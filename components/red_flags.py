@@ -639,7 +639,7 @@ class RedFlagDetector:
         return revived - self.once
 
     # --- hypotheticals and questions about the signs --------------------------------------
-    def _hypothetical(self, m: "_Message", question_sentences: Set[int]) -> Set[int]:
+    def _hypothetical(self, m: "_Message", question_sentences: Set[int], told: Set[int]) -> Set[int]:
         """Tokens inside a condition ("what if my groin went numb?"), talk about signs in general
         ("my physio told me to watch for ...") or a question about causes ("can sciatica make me
         incontinent?")."""
@@ -660,7 +660,7 @@ class RedFlagDetector:
                         i > end and (word in WH_WORDS or word in QUESTION_STARTS and following in ASKED_ABOUT)):
                     break
                 hypothetical.add(i)
-        hypothetical |= self._told_about(m)
+        hypothetical |= told
         for i, token in enumerate(doc):
             # "what saddle numbness means", "what does foot drop mean?": asking for a definition.
             if token.lower_ in DEFINITION_WORDS:
@@ -790,8 +790,8 @@ class RedFlagDetector:
             if (i == 0 or m.sentence_of[i] != m.sentence_of[i - 1])
             and self._opening(doc, i, m.sentence_of) in QUESTION_STARTS
         }
-        hypothetical = self._hypothetical(m, question_sentences)
         told = self._told_about(m)
+        hypothetical = self._hypothetical(m, question_sentences, told)
         anchors = [
             s for s in [s for s, _ in self._find(self.current, m.keys, m.typos, m.blocked)] + self._durations(doc)
             if m.clause_of[s] not in past_clauses and s not in denied and s not in resolved
